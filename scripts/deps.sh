@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what kvbm's build, tests, demo and benchmark use, from Debian's packages.
+# Skips apt entirely when everything is already there.
+set -euo pipefail
+packages=(cmake ninja-build g++ clang-14 libclang-rt-14-dev python3
+          nlohmann-json3-dev catch2 libxxhash-dev cppzmq-dev libzmq3-dev
+          python3-zmq python3-msgpack)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Proves the ways users consume kvbm: install + find_package (with a component), a
+# rejected wrong major version, add_subdirectory, FetchContent from the local tree, and a
+# vendored copy of include/kvbm compiled with plain -I and no third-party header.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${1:-$root/build-test/consumers}
+rm -rf "$out"
+mkdir -p "$out"
+flags=(-G Ninja -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror")
+
+echo "--- install + find_package(kvbm 0.1 COMPONENTS tokens)"
+cmake -S "$root" -B "$out/kvbm" -G Ninja -DKVBM_BUILD_TESTS=OFF -DKVBM_BUILD_EXAMPLES=OFF \
+  -DKVBM_BUILD_BENCH=OFF -DKVBM_INSTALL=ON >/dev/null
+cmake --install "$out/kvbm" --prefix "$out/prefix" >/dev/null
+cmake -S "$here/find_package" -B "$out/find_package" "${flags[@]}" -DCMAKE_PREFIX_PATH="$out/prefix" >/dev/null
+cmake --build "$out/find_package" >/dev/null
+"$out/find_package/consumer"
+
+echo "--- find_package(kvbm 1.0) is rejected"
+if cmake -S "$here/wrong_version" -B "$out/wrong_version" -G Ninja -DCMAKE_PREFIX_PATH="$out/prefix" \
+     >"$out/wrong_version.log" 2>&1; then
+  echo "FAIL: a 0.x install satisfied find_package(kvbm 1.0)"; exit 1
+fi
+grep -q "not compatible\|version" "$out/wrong_version.log" || { cat "$out/wrong_version.log"; exit 1; }
+
+echo "--- add_subdirectory"
+cmake -S "$here/add_subdirectory" -B "$out/add_subdirectory" "${flags[@]}" -DKVBM_SOURCE_DIR="$root" >/dev/null
+cmake --build "$out/add_subdirectory" >/dev/null
+"$out/add_subdirectory/consumer"
+
+echo "--- FetchContent from the local tree"
+cmake -S "$here/fetchcontent" -B "$out/fetchcontent" "${flags[@]}" -DKVBM_SOURCE_DIR="$root" >/dev/null
+cmake --build "$out/fetchcontent" >/dev/null
+"$out/fetchcontent/consumer"
+
+echo "--- vendored include/kvbm with plain -I, core only"
+mkdir -p "$out/vendored/third_party"
+cp -r "$root/include/kvbm" "$out/vendored/third_party/"
+${CXX:-g++} -std=c++20 -Wall -Wextra -Werror -pthread -I "$out/vendored/third_party" \
+  "$here/consumer.cpp" -o "$out/vendored/consumer"
+"$out/vendored/consumer"
+# The core must not reach for any third-party header, installed or not.
+${CXX:-g++} -std=c++20 -I "$out/vendored/third_party" -M "$here/consumer.cpp" > "$out/vendored/deps.txt"
+if grep -E "nlohmann|xxhash|zmq|catch2" "$out/vendored/deps.txt"; then
+  echo "FAIL: the core includes a third-party header"; exit 1
+fi
+echo "consumers: 5 passed, 0 failed"
