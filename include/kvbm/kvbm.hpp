@@ -5,7 +5,9 @@
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq).
 #pragma once
 
+#include <kvbm/broadcast.hpp>
 #include <kvbm/config.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
+#include <kvbm/release.hpp>
 #include <kvbm/uint128.hpp>

@@ -1,0 +1,1114 @@
+/// @file kvbm/broadcast.hpp
+/// A bounded multi-producer, multi-consumer broadcast channel with the semantics of
+/// tokio::sync::broadcast (the channel kvbm-logical's event pipeline is built on):
+///
+///  - `channel<T>(capacity)` makes a ring of `capacity` slots (rounded up to a power of two)
+///    and returns a Sender and a Receiver. Senders are copyable, receivers are move-only.
+///  - Every receiver sees, in one total order shared by all receivers, every value sent after
+///    it subscribed. `send` never waits for receivers: it overwrites the oldest value.
+///  - A receiver that fell more than `capacity` values behind gets `lagged` once, with the
+///    number of values it missed, and resumes at the oldest value still retained.
+///  - When the last Sender is destroyed, receivers first drain what is left, then get `closed`.
+///  - A value is destroyed once every receiver that existed when it was sent has read it (the
+///    last reader moves it out), when it is overwritten, or when the channel is destroyed.
+///
+/// Thread safety: every Sender and Receiver member may be used from any thread. A Sender may
+/// be shared by threads (all members are const); a Receiver belongs to one thread at a time.
+///
+/// Design. Senders serialise on one lock word whose uncontended acquire is a single CAS and
+/// whose release is a plain store: receivers may only mark the word "parked" while it is
+/// unlocked, so the word cannot change under a sender and the sender learns from its own
+/// CAS whether anyone sleeps. Receivers never touch the lock to read. For trivially copyable
+/// T each slot is a seqlock (a version word holding the slot's position), so `try_recv` is a
+/// few plain loads; other types keep tokio's scheme: a per-slot mutex and a count of the
+/// receivers that still have to read the value. Parked receivers are woken only when a sender
+/// sees the parked bit (once per idle period, not once per value); no T destructor, no
+/// notification and no user code but T's copy or move constructor runs under a lock.
+#pragma once
+
+#include <kvbm/config.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KVBM_BROADCAST_NOINLINE [[gnu::noinline]]
+// The sole-sender send is a handful of instructions; inlined, the compiler builds the value
+// in registers instead of passing it through memory (where reading back a 24-byte value
+// just stored field by field stalls on store forwarding).
+#define KVBM_BROADCAST_INLINE [[gnu::always_inline]] inline
+#else
+#define KVBM_BROADCAST_NOINLINE
+#define KVBM_BROADCAST_INLINE inline
+#endif
+
+KVBM_NAMESPACE_BEGIN
+
+namespace broadcast {
+
+/// The outcome of a receive.
+enum class RecvStatus : std::uint8_t {
+    ok,       ///< a value was received
+    lagged,   ///< values were overwritten before this receiver read them; see lagged_count()
+    closed,   ///< every sender is gone and this receiver has drained the channel
+    empty,    ///< try_recv / drain: nothing to read right now
+    timeout,  ///< recv_for / recv_until: nothing arrived in time
+    stopped,  ///< recv(std::stop_token): a stop was requested while waiting
+};
+
+[[nodiscard]] constexpr const char* to_string(RecvStatus s) noexcept {
+    switch (s) {
+        case RecvStatus::ok: return "ok";
+        case RecvStatus::lagged: return "lagged";
+        case RecvStatus::closed: return "closed";
+        case RecvStatus::empty: return "empty";
+        case RecvStatus::timeout: return "timeout";
+        case RecvStatus::stopped: return "stopped";
+    }
+    return "?";
+}
+
+inline std::ostream& operator<<(std::ostream& os, RecvStatus s) { return os << to_string(s); }
+
+template <class T>
+class Sender;
+template <class T>
+class Receiver;
+
+}  // namespace broadcast
+
+namespace detail {
+struct BroadcastAccess;
+}
+
+namespace broadcast {
+
+}  // namespace broadcast
+
+namespace detail {
+
+struct BroadcastRawTag {};
+
+// The storage of a RecvResult: room for a T, the lag count and the status. For a trivially
+// copyable T it is trivially copyable itself, and the receive fast path fills it straight
+// from the slot's words (no T temporary, no copies: a few register stores).
+template <class T, bool = std::is_trivially_copyable_v<T>>
+class RecvResultStorage {
+protected:
+    RecvResultStorage(broadcast::RecvStatus s, std::uint64_t lagged) noexcept : m_lagged(lagged), m_status(s) {}
+    template <class... Args>
+    explicit RecvResultStorage(std::in_place_t, Args&&... args) {
+        ::new (static_cast<void*>(m_bytes)) T(std::forward<Args>(args)...);
+    }
+    template <std::size_t N>
+    RecvResultStorage(BroadcastRawTag, const std::array<std::uint64_t, N>& words) noexcept {
+        static_assert(N * 8 >= sizeof(T));
+        // Word by word (implicitly creating the T): one 8-byte store each, so no wider load
+        // of this storage has to wait for several narrower stores to retire.
+        for (std::size_t i = 0; i < N; ++i) {
+            std::memcpy(m_bytes + 8 * i, &words[i], std::min<std::size_t>(8, sizeof(T) - 8 * i));
+        }
+    }
+
+    [[nodiscard]] T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(m_bytes)); }
+    [[nodiscard]] const T* ptr() const noexcept { return std::launder(reinterpret_cast<const T*>(m_bytes)); }
+
+    alignas(T) unsigned char m_bytes[sizeof(T)];
+    std::uint64_t m_lagged = 0;
+    broadcast::RecvStatus m_status = broadcast::RecvStatus::ok;
+};
+
+template <class T>
+class RecvResultStorage<T, false> {
+public:
+    RecvResultStorage(const RecvResultStorage& other) : m_lagged(other.m_lagged), m_status(other.m_status) {
+        if (m_status == broadcast::RecvStatus::ok) {
+            ::new (static_cast<void*>(m_bytes)) T(*other.ptr());
+        }
+    }
+    RecvResultStorage(RecvResultStorage&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : m_lagged(other.m_lagged), m_status(other.m_status) {
+        if (m_status == broadcast::RecvStatus::ok) {
+            ::new (static_cast<void*>(m_bytes)) T(std::move(*other.ptr()));
+        }
+    }
+    RecvResultStorage& operator=(const RecvResultStorage& other) {
+        if (this != &other) {
+            RecvResultStorage copy(other);
+            *this = std::move(copy);
+        }
+        return *this;
+    }
+    RecvResultStorage& operator=(RecvResultStorage&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+        if (this != &other) {
+            destroy();
+            m_lagged = other.m_lagged;
+            m_status = other.m_status;
+            if (m_status == broadcast::RecvStatus::ok) {
+                ::new (static_cast<void*>(m_bytes)) T(std::move(*other.ptr()));
+            }
+        }
+        return *this;
+    }
+    ~RecvResultStorage() { destroy(); }
+
+protected:
+    RecvResultStorage(broadcast::RecvStatus s, std::uint64_t lagged) noexcept : m_lagged(lagged), m_status(s) {}
+    template <class... Args>
+    explicit RecvResultStorage(std::in_place_t, Args&&... args) {
+        ::new (static_cast<void*>(m_bytes)) T(std::forward<Args>(args)...);
+    }
+
+    [[nodiscard]] T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(m_bytes)); }
+    [[nodiscard]] const T* ptr() const noexcept { return std::launder(reinterpret_cast<const T*>(m_bytes)); }
+
+    alignas(T) unsigned char m_bytes[sizeof(T)];
+    std::uint64_t m_lagged = 0;
+    broadcast::RecvStatus m_status = broadcast::RecvStatus::ok;
+
+private:
+    void destroy() noexcept {
+        if (m_status == broadcast::RecvStatus::ok) {
+            ptr()->~T();
+            m_status = broadcast::RecvStatus::empty;
+        }
+    }
+};
+
+}  // namespace detail
+
+namespace broadcast {
+
+/// A received value, or the distinct reason there is none. Test it before use:
+/// `if (auto r = rx.try_recv()) use(*r); else if (r.is_lagged()) ...`.
+/// Trivially copyable when T is.
+template <class T>
+class [[nodiscard]] RecvResult : private detail::RecvResultStorage<T> {
+    using Base = detail::RecvResultStorage<T>;
+
+public:
+    using value_type = T;
+
+    [[nodiscard]] RecvStatus status() const noexcept { return this->m_status; }
+    [[nodiscard]] bool has_value() const noexcept { return this->m_status == RecvStatus::ok; }
+    explicit operator bool() const noexcept { return has_value(); }
+
+    /// The value; throws std::logic_error when there is none (use operator* when checked).
+    [[nodiscard]] T& value() & {
+        check();
+        return *this->ptr();
+    }
+    [[nodiscard]] const T& value() const& {
+        check();
+        return *this->ptr();
+    }
+    [[nodiscard]] T&& value() && {
+        check();
+        return std::move(*this->ptr());
+    }
+    /// Unchecked access; precondition: has_value().
+    [[nodiscard]] T& operator*() & noexcept { return *this->ptr(); }
+    [[nodiscard]] const T& operator*() const& noexcept { return *this->ptr(); }
+    [[nodiscard]] T&& operator*() && noexcept { return std::move(*this->ptr()); }
+    [[nodiscard]] T* operator->() noexcept { return this->ptr(); }
+    [[nodiscard]] const T* operator->() const noexcept { return this->ptr(); }
+
+    /// How many values this receiver missed when status() is lagged, else 0.
+    [[nodiscard]] std::uint64_t lagged_count() const noexcept { return is_lagged() ? this->m_lagged : 0; }
+    [[nodiscard]] bool is_lagged() const noexcept { return this->m_status == RecvStatus::lagged; }
+    [[nodiscard]] bool is_closed() const noexcept { return this->m_status == RecvStatus::closed; }
+    [[nodiscard]] bool is_empty() const noexcept { return this->m_status == RecvStatus::empty; }
+    [[nodiscard]] bool is_timeout() const noexcept { return this->m_status == RecvStatus::timeout; }
+    [[nodiscard]] bool is_stopped() const noexcept { return this->m_status == RecvStatus::stopped; }
+
+private:
+    friend class Receiver<T>;
+    using Base::Base;
+
+    void check() const {
+        if (!has_value()) {
+            throw std::logic_error(std::string("kvbm::broadcast::RecvResult::value(): no value, status ") +
+                                   to_string(this->m_status));
+        }
+    }
+};
+
+/// The outcome of a send: accepted (with the number of receivers that will see the value),
+/// or refused because there are no receivers, in which case the value is handed back.
+template <class T>
+class [[nodiscard]] SendResult {
+public:
+    [[nodiscard]] bool ok() const noexcept { return !m_value.has_value(); }
+    explicit operator bool() const noexcept { return ok(); }
+    /// Receivers subscribed when the value was sent (0 when refused).
+    [[nodiscard]] std::size_t receiver_count() const noexcept { return m_receivers; }
+    /// The refused value; throws std::logic_error after a successful send.
+    [[nodiscard]] T& value() & {
+        check();
+        return *m_value;
+    }
+    [[nodiscard]] T&& value() && {
+        check();
+        return std::move(*m_value);
+    }
+
+private:
+    friend class Sender<T>;
+
+    explicit SendResult(std::size_t receivers) noexcept : m_receivers(receivers) {}
+    SendResult(std::in_place_t, T&& refused) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : m_value(std::in_place, std::move(refused)) {}
+
+    void check() const {
+        if (ok()) {
+            throw std::logic_error("kvbm::broadcast::SendResult::value(): the value was sent");
+        }
+    }
+
+    std::optional<T> m_value;
+    std::size_t m_receivers = 0;
+};
+
+/// What Receiver::drain did: how many values it appended and why it stopped (ok when it
+/// reached `max`; otherwise empty, closed or lagged, with the lag count).
+struct [[nodiscard]] DrainResult {
+    std::size_t count = 0;
+    RecvStatus status = RecvStatus::ok;
+    std::uint64_t lagged = 0;
+};
+
+}  // namespace broadcast
+
+namespace detail {
+
+inline constexpr std::size_t broadcast_cache_line = 64;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    asm volatile("yield" ::: "memory");
+#else
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+}
+
+// A slot's version word holds the position it was last written for, shifted left by one;
+// the low bit is set while a sender is writing it. Receivers compare the version with their
+// own position (`next << 1`): equal means "your value", below or "being written for you"
+// means "not sent yet", anything above means "overwritten: you lagged". Positions are 64-bit
+// and wrap; differences are taken modulo 2^64 and read as signed, which is exact as long as
+// no receiver is 2^62 values behind (centuries at any realistic rate).
+[[nodiscard]] constexpr std::uint64_t broadcast_published(std::uint64_t pos) noexcept { return pos << 1; }
+[[nodiscard]] constexpr std::uint64_t broadcast_writing(std::uint64_t pos) noexcept { return (pos << 1) | 1U; }
+[[nodiscard]] constexpr std::int64_t broadcast_distance(std::uint64_t version, std::uint64_t next) noexcept {
+    return static_cast<std::int64_t>(version - broadcast_published(next));
+}
+
+/// The expensive half of an asymmetric fence (as in folly and liburcu): makes every running
+/// thread of the process pass a full barrier, so the cheap half can be a compiler barrier.
+/// Linux membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED); elsewhere unavailable, and both halves
+/// are seq_cst fences.
+inline bool broadcast_heavy_barrier_available() noexcept {
+#if defined(__linux__) && defined(SYS_membarrier)
+    static const bool registered = ::syscall(SYS_membarrier, 1 << 4 /* REGISTER_PRIVATE_EXPEDITED */, 0, 0) == 0;
+    return registered;
+#else
+    return false;
+#endif
+}
+
+inline void broadcast_heavy_barrier() noexcept {
+#if defined(__linux__) && defined(SYS_membarrier)
+    ::syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0);
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+/// A receiver's position, in its own cache line (receivers on different threads do not
+/// share lines). Written only by the receiver; read by Sender::len().
+struct alignas(broadcast_cache_line) BroadcastCursor {
+    std::atomic<std::uint64_t> next{0};
+    BroadcastCursor* prev = nullptr;  // receiver list, guarded by the channel lock
+    BroadcastCursor* after = nullptr;
+};
+
+/// The part of a channel that does not depend on T: the lock word, positions, counts and
+/// parking. Members are grouped by who writes them so the hot lines are not shared.
+class BroadcastCore {
+public:
+    static constexpr std::uint32_t locked = 1;     // a sender (or subscribe/drop) holds the lock
+    static constexpr std::uint32_t parked = 2;     // a receiver may be asleep: wake on unlock
+    static constexpr std::uint32_t epoch_one = 4;  // bumped on every wake, so sleepers see a change
+
+    BroadcastCore(std::uint64_t capacity, std::uint64_t first_position) noexcept
+        : m_capacity(capacity), m_mask(capacity - 1), m_tail(first_position) {}
+
+    BroadcastCore(const BroadcastCore&) = delete;
+    BroadcastCore& operator=(const BroadcastCore&) = delete;
+
+    /// Takes the lock; returns the word as locked, to be handed to unlock().
+    [[nodiscard]] std::uint32_t lock() noexcept {
+        std::uint32_t w = m_word.load(std::memory_order_relaxed);
+        while ((w & locked) == 0) {
+            if (m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
+                return w | locked;
+            }
+        }
+        return lock_contended();
+    }
+
+    /// Releases the lock with a plain store. While it is held nobody else may change the word
+    /// (receivers only set `parked` on an unlocked word), so `held` tells whether to wake.
+    void unlock(std::uint32_t held) noexcept {
+        if (KVBM_LIKELY((held & parked) == 0)) {
+            m_word.store(held & ~locked, std::memory_order_release);
+            return;
+        }
+        m_word.store((held & ~(locked | parked)) + epoch_one, std::memory_order_release);
+        wake_all();
+    }
+
+    /// After a send made without the lock: wake sleepers if any receiver marked the word.
+    /// Their mark (a CAS) and our version store form a store-load pair: either we see the
+    /// mark or they see the value. The pairing costs us only a compiler barrier when the
+    /// receivers' side runs a process-wide barrier before sleeping (membarrier on Linux).
+    void wake_after_unlocked_send() noexcept {
+        if (KVBM_LIKELY(m_asymmetric)) {
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+        } else {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+        }
+        if (KVBM_UNLIKELY((m_word.load(std::memory_order_relaxed) & parked) != 0)) {
+            wake_parked();
+        }
+    }
+
+    /// Unlocking a word marked parked bumps the epoch and wakes the sleepers.
+    KVBM_BROADCAST_NOINLINE void wake_parked() noexcept { unlock(lock()); }
+
+    /// A receiver that marked the word parked calls this before its last look: the other
+    /// half of the pairing in wake_after_unlocked_send().
+    void barrier_before_sleep() const noexcept {
+        if (m_asymmetric) {
+            broadcast_heavy_barrier();
+        } else {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+        }
+    }
+
+    /// Wakes every parked receiver. Taking the park mutex after the word changed closes the
+    /// window between a sleeper's check of the word and its wait.
+    void wake_all() noexcept {
+        { std::lock_guard<std::mutex> guard(m_park_mutex); }
+        m_park_cv.notify_all();
+    }
+
+    /// Sleeps until the word differs from `seen` (a word this thread marked parked).
+    void park(std::uint32_t seen) {
+        std::unique_lock<std::mutex> guard(m_park_mutex);
+        m_park_cv.wait(guard, [&] { return m_word.load(std::memory_order_acquire) != seen; });
+    }
+    /// As park(); returns false if `deadline` passed first.
+    template <class Clock, class Duration>
+    [[nodiscard]] bool park_until(std::uint32_t seen, const std::chrono::time_point<Clock, Duration>& deadline) {
+        std::unique_lock<std::mutex> guard(m_park_mutex);
+        return m_park_cv.wait_until(guard, deadline, [&] { return m_word.load(std::memory_order_acquire) != seen; });
+    }
+    /// As park(); returns false if a stop was requested first.
+    [[nodiscard]] bool park(std::uint32_t seen, const std::stop_token& stop) {
+        std::stop_callback on_stop(stop, [this] { wake_all(); });
+        std::unique_lock<std::mutex> guard(m_park_mutex);
+        while (m_word.load(std::memory_order_acquire) == seen) {
+            if (stop.stop_requested()) {
+                return false;
+            }
+            m_park_cv.wait(guard);
+        }
+        return true;
+    }
+
+    // Read-mostly line: what receivers need on every read.
+    alignas(broadcast_cache_line) const std::uint64_t m_capacity;
+    const std::uint64_t m_mask;
+    const bool m_asymmetric = broadcast_heavy_barrier_available();
+    std::atomic<bool> m_closed{false};  // set once, under the lock, by the last sender
+
+    // Sender line: written on every send.
+    alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
+    std::atomic<std::uint64_t> m_tail;  // next position to write; stored under the lock
+    std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
+    BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
+
+    // Handle counts. m_refs counts receivers plus one for all senders together.
+    alignas(broadcast_cache_line) std::atomic<std::size_t> m_tx_count{1};
+    std::atomic<std::size_t> m_refs{1};
+
+    // Cold: contention and sleeping.
+    std::mutex m_contended;  // lockers that found the word locked queue here: at most one spins
+    std::mutex m_park_mutex;
+    std::condition_variable m_park_cv;
+
+private:
+    std::uint32_t lock_contended() noexcept {
+        std::lock_guard<std::mutex> queue(m_contended);
+        for (unsigned spins = 0;; ++spins) {
+            std::uint32_t w = m_word.load(std::memory_order_relaxed);
+            if ((w & locked) == 0 &&
+                m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
+                return w | locked;
+            }
+            // The holder runs a few dozen instructions; it only takes long when preempted,
+            // and then yielding lets it finish.
+            if (spins < 64) {
+                cpu_relax();
+            } else {
+                std::this_thread::yield();
+            }
+        }
+    }
+};
+
+/// RAII for BroadcastCore's lock.
+class BroadcastLock {
+public:
+    explicit BroadcastLock(BroadcastCore& core) noexcept : m_core(core), m_held(core.lock()) {}
+    ~BroadcastLock() { m_core.unlock(m_held); }
+    BroadcastLock(const BroadcastLock&) = delete;
+    BroadcastLock& operator=(const BroadcastLock&) = delete;
+
+private:
+    BroadcastCore& m_core;
+    std::uint32_t m_held;
+};
+
+/// Trivially copyable values are read without any lock: the slot is a seqlock.
+template <class T>
+inline constexpr bool broadcast_seqlock = std::is_trivially_copyable_v<T>;
+
+template <class T>
+inline constexpr std::size_t broadcast_words = (sizeof(T) + 7) / 8;
+
+// Two 32-byte slots per line rather than 40-byte slots straddling lines.
+template <class T>
+inline constexpr std::size_t broadcast_slot_align =
+    std::min<std::size_t>(broadcast_cache_line, std::bit_ceil(8 * (1 + broadcast_words<T>)));
+
+/// A trivially copyable value as 64-bit words (the padding bytes' values do not matter).
+///
+/// Why this is not one memcpy: a value usually arrives freshly built field by field (e.g. a
+/// KvCacheEvent: a 1-byte kind, 7 bytes of padding, a 16-byte hash). A word load spanning
+/// the kind's 1-byte store and the never-written padding cannot be forwarded from the store
+/// buffer and stalls until the store retires (measured: 3x the cost of a whole send).
+/// Clang sees through a word-wise memcpy and builds the words in registers. GCC (12) does
+/// not, but does once the padding is defined: copy into zeroed storage and clear the copy's
+/// padding, then it folds the words.
+template <class T>
+[[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> broadcast_words_of(const T& value) noexcept {
+    std::array<std::uint64_t, broadcast_words<T>> raw{};
+#if defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
+#if __has_builtin(__builtin_clear_padding)
+#define KVBM_BROADCAST_CLEAR_PADDING 1
+    alignas(T) std::array<std::uint64_t, broadcast_words<T>> staging{};
+    __builtin_clear_padding(::new (static_cast<void*>(staging.data())) T(value));
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        raw[i] = staging[i];
+    }
+#endif
+#endif
+#ifndef KVBM_BROADCAST_CLEAR_PADDING
+    const auto* bytes = reinterpret_cast<const unsigned char*>(std::addressof(value));
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        std::memcpy(&raw[i], bytes + 8 * i, std::min<std::size_t>(8, sizeof(T) - 8 * i));
+    }
+#endif
+    return raw;
+}
+
+template <class T, bool Seqlock = broadcast_seqlock<T>>
+struct BroadcastSlot;
+
+template <class T>
+struct alignas(broadcast_slot_align<T>) BroadcastSlot<T, true> {
+    std::atomic<std::uint64_t> version;
+    // The value as 64-bit words, stored and loaded with relaxed atomics: a reader racing a
+    // writer reads torn words (and then discards them), which is not a data race.
+    std::array<std::atomic<std::uint64_t>, broadcast_words<T>> words;
+
+    /// Called by the one sender allowed to write (lock holder or sole sender).
+    void write(std::uint64_t pos, const std::array<std::uint64_t, broadcast_words<T>>& raw) noexcept {
+        // Release: a receiver that sees "being written for pos" also sees tail >= pos.
+        version.store(broadcast_writing(pos), std::memory_order_release);
+        // Orders the mark before the word stores: a reader that loads any new word and then
+        // fences (acquire) sees the mark when it re-reads the version.
+        std::atomic_thread_fence(std::memory_order_release);
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            words[i].store(raw[i], std::memory_order_relaxed);
+        }
+        version.store(broadcast_published(pos), std::memory_order_release);
+    }
+
+    /// The value's words; may be torn: the caller validates with the version afterwards.
+    [[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> read() const noexcept {
+        std::array<std::uint64_t, broadcast_words<T>> raw;
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            raw[i] = words[i].load(std::memory_order_relaxed);
+        }
+        return raw;
+    }
+};
+
+template <class T>
+struct BroadcastSlot<T, false> {
+    std::atomic<std::uint64_t> version;  // changed under `mutex`; read without it only as a hint
+    std::mutex mutex;
+    std::uint64_t rem = 0;  // receivers that still have to read `value`
+    std::optional<T> value;
+};
+
+/// A channel: the core and its ring of slots.
+template <class T>
+class BroadcastChannel : public BroadcastCore {
+public:
+    using Slot = BroadcastSlot<T>;
+
+    BroadcastChannel(std::uint64_t capacity, std::uint64_t first_position)
+        : BroadcastCore(capacity, first_position), m_slots(new Slot[capacity]) {
+        // Every slot starts as if written long ago for a position before the first: readers
+        // (whose positions start at first_position) see "not sent yet".
+        for (std::uint64_t i = 0; i < capacity; ++i) {
+            const std::uint64_t older = first_position - capacity + ((i - first_position) & m_mask);
+            m_slots[i].version.store(broadcast_writing(older), std::memory_order_relaxed);
+        }
+    }
+
+    static void release(BroadcastChannel* channel) noexcept {
+        if (channel->m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            delete channel;
+        }
+    }
+
+    const std::unique_ptr<Slot[]> m_slots;
+};
+
+}  // namespace detail
+
+namespace broadcast {
+
+/// The sending half. Copies share the channel; the channel closes when the last copy is
+/// destroyed (receivers then drain and get `closed`). Every member is const and may be
+/// called concurrently from any number of threads.
+template <class T>
+class Sender {
+    using Channel = detail::BroadcastChannel<T>;
+
+public:
+    Sender(const Sender& other) noexcept : m_chan(other.m_chan) {
+        if (m_chan != nullptr) {
+            m_chan->m_tx_count.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    Sender(Sender&& other) noexcept : m_chan(std::exchange(other.m_chan, nullptr)) {}
+    Sender& operator=(Sender other) noexcept {
+        std::swap(m_chan, other.m_chan);
+        return *this;
+    }
+    ~Sender() { reset(); }
+
+    /// Sends `value` to every current receiver without waiting: when the ring is full the
+    /// oldest value is overwritten (receivers that had not read it will see `lagged`).
+    /// Fails, handing the value back, when there are no receivers. Never throws for a
+    /// nothrow-movable T; for a non-trivially-copyable T the overwritten value is destroyed
+    /// after the channel lock is released.
+    KVBM_BROADCAST_INLINE SendResult<T> send(T value) noexcept(std::is_nothrow_move_constructible_v<T>) {
+        Channel& c = *m_chan;
+        if constexpr (detail::broadcast_seqlock<T>) {
+            // Read the value before anything else: the caller has just stored it, and a locked
+            // instruction in between would make these loads wait for those stores.
+            const auto raw = detail::broadcast_words_of(value);
+            if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
+                // The sole sender. Sender copies are only made from a Sender, and this one is
+                // ours alone (send is non-const), so no other thread writes slots or the tail
+                // until we copy it: no lock. A sender destroyed elsewhere made the count 1
+                // with a release that the acquire above pairs with, so its sends came first.
+                const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
+                if (KVBM_UNLIKELY(receivers == 0)) {
+                    return refused(raw);
+                }
+                const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
+                c.m_slots[pos & c.m_mask].write(pos, raw);
+                c.m_tail.store(pos + 1, std::memory_order_release);
+                c.wake_after_unlocked_send();
+                return SendResult<T>(receivers);
+            }
+            return send_locked(raw);
+        } else {
+            // Values with a remaining-reader count always take the lock: the count must agree
+            // with the receivers that subscribe or leave meanwhile.
+            const std::uint32_t held = c.lock();
+            const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
+            if (KVBM_UNLIKELY(receivers == 0)) {
+                c.unlock(held);
+                return SendResult<T>(std::in_place, std::move(value));
+            }
+            const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
+            auto& slot = c.m_slots[pos & c.m_mask];
+            std::optional<T> overwritten;  // destroyed on return, after both locks are released
+            {
+                std::lock_guard<std::mutex> guard(slot.mutex);
+                if (slot.value) {
+                    overwritten.emplace(std::move(*slot.value));
+                }
+                slot.value.emplace(std::move(value));
+                slot.rem = receivers;
+                slot.version.store(detail::broadcast_published(pos), std::memory_order_release);
+            }
+            c.m_tail.store(pos + 1, std::memory_order_release);
+            c.unlock(held);
+            return SendResult<T>(receivers);
+        }
+    }
+
+    /// A new receiver that sees the values sent after this call.
+    [[nodiscard]] Receiver<T> subscribe() const { return Receiver<T>(*m_chan); }
+
+    /// Receivers currently subscribed.
+    [[nodiscard]] std::size_t receiver_count() const noexcept {
+        return m_chan->m_rx_count.load(std::memory_order_relaxed);
+    }
+
+    /// Values not yet read by every receiver that existed when they were sent (at most
+    /// capacity()): the distance from the slowest receiver to the tail.
+    [[nodiscard]] std::size_t len() const noexcept {
+        Channel& c = *m_chan;
+        detail::BroadcastLock guard(c);
+        const std::uint64_t tail = c.m_tail.load(std::memory_order_relaxed);
+        std::uint64_t behind = 0;
+        for (const detail::BroadcastCursor* cur = c.m_cursors; cur != nullptr; cur = cur->after) {
+            const auto d = static_cast<std::int64_t>(tail - cur->next.load(std::memory_order_relaxed));
+            behind = std::max(behind, static_cast<std::uint64_t>(std::max<std::int64_t>(d, 0)));
+        }
+        return static_cast<std::size_t>(std::min(behind, c.m_capacity));
+    }
+    [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(m_chan->m_capacity); }
+
+private:
+    friend struct detail::BroadcastAccess;
+
+    explicit Sender(Channel* chan) noexcept : m_chan(chan) {}
+
+    // Several senders: serialise on the lock. Out of line so the sole-sender path inlines.
+    // Only the words travel (not `value`), so the caller need not keep the value in memory.
+    using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
+
+    KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
+        Channel& c = *m_chan;
+        const std::uint32_t held = c.lock();
+        const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
+        if (KVBM_UNLIKELY(receivers == 0)) {
+            c.unlock(held);
+            return refused(raw);
+        }
+        const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
+        c.m_slots[pos & c.m_mask].write(pos, raw);
+        c.m_tail.store(pos + 1, std::memory_order_release);
+        c.unlock(held);
+        return SendResult<T>(receivers);
+    }
+
+    /// The value handed back, rebuilt from its words (a trivially copyable T is its bytes).
+    KVBM_BROADCAST_NOINLINE static SendResult<T> refused(const Words& raw) noexcept {
+        std::array<unsigned char, sizeof(T)> bytes;
+        std::memcpy(bytes.data(), raw.data(), sizeof(T));
+        return SendResult<T>(std::in_place, std::bit_cast<T>(bytes));
+    }
+
+    void reset() noexcept {
+        Channel* c = std::exchange(m_chan, nullptr);
+        if (c == nullptr) {
+            return;
+        }
+        if (c->m_tx_count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            const std::uint32_t held = c->lock();
+            c->m_closed.store(true, std::memory_order_release);
+            // Wakes whoever marked the word parked before we locked; a receiver that marks
+            // it after this unlock synchronises with it and sees m_closed before sleeping.
+            c->unlock(held);
+            Channel::release(c);  // the reference all senders share
+        }
+    }
+
+    Channel* m_chan;
+};
+
+/// The receiving half: a position in the channel. Move-only; one thread at a time.
+template <class T>
+class Receiver {
+    using Channel = detail::BroadcastChannel<T>;
+    using Slot = detail::BroadcastSlot<T>;
+
+public:
+    Receiver(Receiver&& other) noexcept
+        : m_chan(std::exchange(other.m_chan, nullptr)),
+          m_cursor(std::exchange(other.m_cursor, nullptr)),
+          m_slots(other.m_slots),
+          m_mask(other.m_mask) {}
+    Receiver& operator=(Receiver&& other) noexcept {
+        if (this != &other) {
+            reset();
+            m_chan = std::exchange(other.m_chan, nullptr);
+            m_cursor = std::exchange(other.m_cursor, nullptr);
+            m_slots = other.m_slots;
+            m_mask = other.m_mask;
+        }
+        return *this;
+    }
+    Receiver(const Receiver&) = delete;
+    Receiver& operator=(const Receiver&) = delete;
+    /// Unsubscribes; values only this receiver still had to read are destroyed now.
+    ~Receiver() { reset(); }
+
+    /// The next value if one is ready; otherwise lagged, closed or empty. Never waits.
+    /// For a non-trivially-copyable T the value is copied (moved when this is its last
+    /// reader); if that copy throws, the value counts as read.
+    RecvResult<T> try_recv() {
+        if constexpr (detail::broadcast_seqlock<T>) {
+            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+            const Slot& slot = m_slots[next & m_mask];
+            const std::uint64_t want = detail::broadcast_published(next);
+            if (KVBM_LIKELY(slot.version.load(std::memory_order_acquire) == want)) {
+                const auto raw = slot.read();
+                // Seqlock validation: if any word we loaded came from a newer write, this
+                // fence makes that write's "being written" mark visible to the load below.
+                std::atomic_thread_fence(std::memory_order_acquire);
+                if (KVBM_LIKELY(slot.version.load(std::memory_order_relaxed) == want)) {
+                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    return RecvResult<T>(detail::BroadcastRawTag{}, raw);
+                }
+            }
+        }
+        return try_recv_slow();
+    }
+
+    /// Waits for the next value (or lagged, or closed).
+    RecvResult<T> recv() {
+        return recv_waiting([this](std::uint32_t seen) {
+            m_chan->park(seen);
+            return true;
+        }, RecvStatus::ok);
+    }
+
+    /// As recv(), but gives up with `timeout` after `timeout` has passed with nothing to read.
+    template <class Rep, class Period>
+    RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+        using clock = std::chrono::steady_clock;
+        // Far-away deadlines (including duration::max()) would overflow the clock: wait forever.
+        if (std::chrono::duration<double>(timeout).count() > 1e9) {
+            return recv();
+        }
+        return recv_until(clock::now() + std::chrono::ceil<clock::duration>(timeout));
+    }
+
+    /// As recv(), but gives up with `timeout` once `deadline` has passed with nothing to read.
+    template <class Clock, class Duration>
+    RecvResult<T> recv_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+        return recv_waiting([&](std::uint32_t seen) { return m_chan->park_until(seen, deadline); },
+                            RecvStatus::timeout);
+    }
+
+    /// As recv(), but returns `stopped` when a stop is requested on `stop` while waiting
+    /// (a value that is already there is still returned).
+    RecvResult<T> recv(std::stop_token stop) {
+        if (!stop.stop_possible()) {
+            return recv();
+        }
+        return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); }, RecvStatus::stopped);
+    }
+
+    /// Appends every ready value (at most `max`) to `out` with push_back. Stops at the first
+    /// empty, closed or lagged outcome and reports it (after a lag, call again to go on).
+    template <class Container>
+    DrainResult drain(Container& out, std::size_t max = std::numeric_limits<std::size_t>::max()) {
+        DrainResult result;
+        while (result.count < max) {
+            RecvResult<T> r = try_recv();
+            if (!r) {
+                result.status = r.status();
+                result.lagged = r.lagged_count();
+                return result;
+            }
+            out.push_back(std::move(*r));
+            ++result.count;
+        }
+        return result;
+    }
+
+    /// A new receiver for the same channel, positioned at the tail (it does not see the
+    /// values this one has yet to read).
+    [[nodiscard]] Receiver resubscribe() const { return Receiver(*m_chan); }
+
+    /// Values sent that this receiver has not read yet; above capacity() it has lagged.
+    [[nodiscard]] std::size_t len() const noexcept {
+        const std::uint64_t tail = m_chan->m_tail.load(std::memory_order_acquire);
+        return static_cast<std::size_t>(tail - m_cursor->next.load(std::memory_order_relaxed));
+    }
+    [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(m_chan->m_capacity); }
+
+private:
+    friend class Sender<T>;
+    friend struct detail::BroadcastAccess;
+
+    // How long an idle receiver watches its slot before it sleeps: a wake-up costs the
+    // sender a syscall and the receiver a context switch (microseconds in a VM), so a short
+    // watch pays for itself whenever the next value comes within it. Yielding lets a sender
+    // that shares this core run.
+    static constexpr int spin_relax = 128;
+    static constexpr int spin_yield = 8;
+
+    /// Subscribes at the tail; `chan` is kept alive by the caller's handle.
+    explicit Receiver(Channel& chan) : m_chan(&chan), m_slots(chan.m_slots.get()), m_mask(chan.m_mask) {
+        auto cursor = std::make_unique<detail::BroadcastCursor>();
+        chan.m_refs.fetch_add(1, std::memory_order_relaxed);
+        {
+            detail::BroadcastLock guard(chan);
+            cursor->next.store(chan.m_tail.load(std::memory_order_relaxed), std::memory_order_relaxed);
+            cursor->after = chan.m_cursors;
+            if (chan.m_cursors != nullptr) {
+                chan.m_cursors->prev = cursor.get();
+            }
+            chan.m_cursors = cursor.get();
+            chan.m_rx_count.fetch_add(1, std::memory_order_relaxed);
+        }
+        m_cursor = cursor.release();
+    }
+
+    KVBM_BROADCAST_NOINLINE RecvResult<T> try_recv_slow() {
+        Channel& c = *m_chan;
+        for (;;) {
+            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+            Slot& slot = m_slots[next & m_mask];
+            std::uint64_t version = 0;
+            if constexpr (detail::broadcast_seqlock<T>) {
+                version = slot.version.load(std::memory_order_acquire);
+                if (version == detail::broadcast_published(next)) {
+                    const auto raw = slot.read();
+                    std::atomic_thread_fence(std::memory_order_acquire);
+                    if (slot.version.load(std::memory_order_relaxed) != version) {
+                        continue;  // overwritten while we copied: classify again
+                    }
+                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    return RecvResult<T>(detail::BroadcastRawTag{}, raw);
+                }
+            } else {
+                std::unique_lock<std::mutex> guard(slot.mutex);
+                version = slot.version.load(std::memory_order_relaxed);
+                if (version == detail::broadcast_published(next)) {
+                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    if (--slot.rem == 0) {
+                        // The last reader takes the value; only the moved-from shell is
+                        // destroyed under the slot lock.
+                        RecvResult<T> out(std::in_place, std::move(*slot.value));
+                        slot.value.reset();
+                        return out;
+                    }
+                    return RecvResult<T>(std::in_place, *slot.value);
+                }
+            }
+            const std::int64_t d = detail::broadcast_distance(version, next);
+            if (d < 0 || d == 1) {
+                // Not sent yet (d == 1: being written right now).
+                if (!c.m_closed.load(std::memory_order_acquire)) {
+                    return RecvResult<T>(RecvStatus::empty, 0);
+                }
+                // Every send happened before the close: look once more, then it is final.
+                if (slot.version.load(std::memory_order_acquire) == detail::broadcast_published(next)) {
+                    continue;
+                }
+                return RecvResult<T>(RecvStatus::closed, 0);
+            }
+            // Overwritten: resume at the oldest value still retained. The version we saw was
+            // stored after the tail reached its position, so `tail` is at least that far.
+            const std::uint64_t tail = c.m_tail.load(std::memory_order_acquire);
+            std::uint64_t resume = tail - c.m_capacity;
+            if (static_cast<std::int64_t>(resume - next) <= 0) {
+                resume = next + 1;  // a sender is overwriting exactly our value right now
+            }
+            m_cursor->next.store(resume, std::memory_order_relaxed);
+            return RecvResult<T>(RecvStatus::lagged, resume - next);
+        }
+    }
+
+    /// The blocking receive loop: try, watch the slot for a while, then mark the lock word
+    /// parked, try once more (a send that finished before the mark is visible now; any later
+    /// send sees the mark) and sleep until the word changes or `wait` gives up.
+    template <class Wait>
+    RecvResult<T> recv_waiting(Wait&& wait, RecvStatus gave_up) {
+        Channel& c = *m_chan;
+        for (;;) {
+            RecvResult<T> r = try_recv();
+            if (!r.is_empty()) {
+                return r;
+            }
+            if (watch()) {
+                continue;
+            }
+            std::uint32_t w = c.m_word.load(std::memory_order_acquire);
+            if ((w & detail::BroadcastCore::locked) != 0) {
+                std::this_thread::yield();  // a send is in flight
+                continue;
+            }
+            if ((w & detail::BroadcastCore::parked) == 0) {
+                if (!c.m_word.compare_exchange_strong(w, w | detail::BroadcastCore::parked,
+                                                      std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    continue;
+                }
+                w |= detail::BroadcastCore::parked;
+            }
+            c.barrier_before_sleep();
+            r = try_recv();
+            if (!r.is_empty()) {
+                return r;
+            }
+            if (!wait(w)) {
+                r = try_recv();  // the deadline or stop raced with a send
+                return r.is_empty() ? RecvResult<T>(gave_up, 0) : std::move(r);
+            }
+        }
+    }
+
+    /// Watches the version of the slot we wait for; true if it changed (or the channel closed).
+    [[nodiscard]] bool watch() const {
+        const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+        const Slot& slot = m_slots[next & m_mask];
+        const std::uint64_t seen = slot.version.load(std::memory_order_relaxed);
+        for (int i = 0; i < spin_relax; ++i) {
+            detail::cpu_relax();
+            if (slot.version.load(std::memory_order_relaxed) != seen) {
+                return true;
+            }
+        }
+        for (int i = 0; i < spin_yield; ++i) {
+            std::this_thread::yield();
+            if (slot.version.load(std::memory_order_relaxed) != seen) {
+                return true;
+            }
+        }
+        return m_chan->m_closed.load(std::memory_order_relaxed);
+    }
+
+    void reset() noexcept {
+        Channel* c = std::exchange(m_chan, nullptr);
+        if (c == nullptr) {
+            return;
+        }
+        std::uint64_t until = 0;
+        {
+            detail::BroadcastLock guard(*c);
+            c->m_rx_count.fetch_sub(1, std::memory_order_relaxed);
+            if (m_cursor->prev != nullptr) {
+                m_cursor->prev->after = m_cursor->after;
+            } else {
+                c->m_cursors = m_cursor->after;
+            }
+            if (m_cursor->after != nullptr) {
+                m_cursor->after->prev = m_cursor->prev;
+            }
+            until = c->m_tail.load(std::memory_order_relaxed);
+        }
+        if constexpr (!detail::broadcast_seqlock<T>) {
+            // Give up our share of the values we did not read (as tokio does); the last
+            // share destroys the value, outside every lock. Later sends no longer count us.
+            std::uint64_t pos = m_cursor->next.load(std::memory_order_relaxed);
+            if (static_cast<std::int64_t>(until - pos) > static_cast<std::int64_t>(c->m_capacity)) {
+                pos = until - c->m_capacity;
+            }
+            for (; pos != until; ++pos) {
+                std::optional<T> unread;
+                Slot& slot = m_slots[pos & m_mask];
+                std::lock_guard<std::mutex> guard(slot.mutex);
+                if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) && --slot.rem == 0) {
+                    slot.value.swap(unread);
+                }
+                // `unread` (declared before `guard`) is destroyed after the unlock.
+            }
+        }
+        delete std::exchange(m_cursor, nullptr);
+        Channel::release(c);
+    }
+
+    Channel* m_chan = nullptr;
+    detail::BroadcastCursor* m_cursor = nullptr;
+    Slot* m_slots = nullptr;
+    std::uint64_t m_mask = 0;
+};
+
+}  // namespace broadcast
+
+namespace detail {
+
+struct BroadcastAccess {
+    template <class T>
+    [[nodiscard]] static std::pair<broadcast::Sender<T>, broadcast::Receiver<T>> make(std::size_t capacity,
+                                                                                     std::uint64_t first_position) {
+        if (capacity == 0) {
+            throw std::invalid_argument("kvbm::broadcast::channel: capacity must be greater than 0");
+        }
+        if (capacity > (std::size_t{1} << 48)) {
+            throw std::length_error("kvbm::broadcast::channel: capacity too large");
+        }
+        auto* chan = new BroadcastChannel<T>(std::bit_ceil(static_cast<std::uint64_t>(capacity)), first_position);
+        broadcast::Sender<T> tx(chan);  // owns the reference all senders share
+        return {std::move(tx), broadcast::Receiver<T>(*chan)};
+    }
+};
+
+/// Test hook: a channel whose first position is `first_position`, to test the wrap-around
+/// of positions near 2^64.
+template <class T>
+[[nodiscard]] std::pair<broadcast::Sender<T>, broadcast::Receiver<T>> broadcast_channel_at(
+    std::size_t capacity, std::uint64_t first_position) {
+    return BroadcastAccess::make<T>(capacity, first_position);
+}
+
+}  // namespace detail
+
+namespace broadcast {
+
+/// Makes a channel with room for `capacity` values (rounded up to a power of two; throws
+/// std::invalid_argument for 0, std::length_error above 2^48) and returns its first sender
+/// and receiver.
+template <class T>
+[[nodiscard]] std::pair<Sender<T>, Receiver<T>> channel(std::size_t capacity) {
+    return detail::BroadcastAccess::make<T>(capacity, 0);
+}
+
+}  // namespace broadcast
+
+KVBM_NAMESPACE_END

@@ -1,0 +1,200 @@
+// kvbm::broadcast: blocking receives. Parked receivers are woken by a send (from a sole
+// sender, which takes no lock, and from one of several senders) and by the last sender
+// going away (tokio's send_recv_bounded, send_two_recv_bounded, dropping_tx_notifies_rx);
+// recv_for times out; recv(stop_token) returns stopped.
+#include "broadcast_support.hpp"
+
+#include <kvbm/broadcast.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+namespace bc = kvbm::broadcast;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs recv() on a thread; `result` is set when it returns.
+template <class T, class Recv>
+struct Waiter {
+    std::atomic<bool> done{false};
+    bc::RecvStatus status = bc::RecvStatus::empty;
+    T value{};
+    std::thread thread;
+
+    Waiter(bc::Receiver<T>& rx, Recv recv) {
+        thread = std::thread([this, &rx, recv] {
+            auto r = recv(rx);
+            status = r.status();
+            if (r) {
+                value = *r;
+            }
+            done.store(true);
+        });
+    }
+    ~Waiter() {
+        if (thread.joinable()) {
+            thread.join();
+        }
+    }
+};
+
+template <class T, class Recv>
+Waiter(bc::Receiver<T>&, Recv) -> Waiter<T, Recv>;
+
+}  // namespace
+
+TEST_CASE("a parked receiver is woken by a send", "[broadcast][blocking]") {
+    for (const bool several_senders : {false, true}) {
+        CAPTURE(several_senders);
+        auto [tx, rx1] = bc::channel<int>(16);
+        std::optional<bc::Sender<int>> second;
+        if (several_senders) {
+            second.emplace(tx);  // two senders: sends take the lock
+        }
+        auto rx2 = tx.subscribe();
+        auto recv = [](bc::Receiver<int>& rx) { return rx.recv(); };
+        Waiter w1(rx1, recv);
+        Waiter w2(rx2, recv);
+        std::this_thread::sleep_for(20ms);  // let them park (not needed for correctness)
+        REQUIRE_FALSE(w1.done.load());
+        REQUIRE(tx.send(42).ok());
+        REQUIRE(kvbm_test::eventually([&] { return w1.done.load() && w2.done.load(); }));
+        w1.thread.join();
+        w2.thread.join();
+        REQUIRE(w1.status == bc::RecvStatus::ok);
+        REQUIRE(w1.value == 42);
+        REQUIRE(w2.value == 42);
+    }
+}
+
+TEST_CASE("recv returns ready values without waiting, lagged included", "[broadcast][blocking]") {
+    auto [tx, rx] = bc::channel<int>(2);
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(tx.send(i).ok());
+    }
+    auto r = rx.recv();
+    REQUIRE(r.is_lagged());
+    REQUIRE(r.lagged_count() == 1);
+    REQUIRE(*rx.recv() == 1);
+    REQUIRE(*rx.recv() == 2);
+}
+
+TEST_CASE("the last sender going away wakes parked receivers with closed", "[broadcast][blocking]") {
+    auto [tx, rx1] = bc::channel<int>(16);
+    auto rx2 = tx.subscribe();
+    auto tx2 = tx;
+    auto recv = [](bc::Receiver<int>& rx) { return rx.recv(); };
+    Waiter w1(rx1, recv);
+    Waiter w2(rx2, recv);
+    std::this_thread::sleep_for(20ms);
+    { auto gone = std::move(tx); }
+    std::this_thread::sleep_for(20ms);
+    REQUIRE_FALSE(w1.done.load());  // one sender is still there
+    REQUIRE_FALSE(w2.done.load());
+    { auto gone = std::move(tx2); }
+    REQUIRE(kvbm_test::eventually([&] { return w1.done.load() && w2.done.load(); }));
+    w1.thread.join();
+    w2.thread.join();
+    REQUIRE(w1.status == bc::RecvStatus::closed);
+    REQUIRE(w2.status == bc::RecvStatus::closed);
+}
+
+TEST_CASE("recv_for times out when nothing comes, and returns what comes in time", "[broadcast][blocking]") {
+    auto [tx, rx] = bc::channel<int>(4);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = rx.recv_for(30ms);
+    REQUIRE(r.is_timeout());
+    REQUIRE(std::chrono::steady_clock::now() - t0 >= 30ms);
+    REQUIRE(rx.recv_for(0ms).is_timeout());
+    REQUIRE(rx.recv_for(-5ms).is_timeout());
+
+    REQUIRE(tx.send(3).ok());
+    REQUIRE(*rx.recv_for(0ms) == 3);  // ready values come first, even with no time left
+
+    std::thread later([&] {
+        std::this_thread::sleep_for(20ms);
+        (void)tx.send(4);
+    });
+    auto in_time = rx.recv_for(std::chrono::seconds(10));
+    later.join();
+    REQUIRE(*in_time == 4);
+    REQUIRE(rx.recv_until(std::chrono::steady_clock::now() + 5ms).is_timeout());
+
+    // A huge timeout does not overflow the clock: it waits until the value comes.
+    std::thread last([&] {
+        std::this_thread::sleep_for(10ms);
+        (void)tx.send(5);
+    });
+    auto forever = rx.recv_for(std::chrono::hours::max());
+    last.join();
+    REQUIRE(*forever == 5);
+}
+
+TEST_CASE("recv with a stop token returns stopped on request", "[broadcast][blocking]") {
+    auto [tx, rx] = bc::channel<int>(4);
+    std::stop_source stop;
+    auto recv = [&](bc::Receiver<int>& r) { return r.recv(stop.get_token()); };
+    Waiter w(rx, recv);
+    std::this_thread::sleep_for(20ms);
+    REQUIRE_FALSE(w.done.load());
+    stop.request_stop();
+    REQUIRE(kvbm_test::eventually([&] { return w.done.load(); }));
+    w.thread.join();
+    REQUIRE(w.status == bc::RecvStatus::stopped);
+
+    // A value already there is returned even when stop was requested; then stopped.
+    REQUIRE(tx.send(9).ok());
+    REQUIRE(*rx.recv(stop.get_token()) == 9);
+    REQUIRE(rx.recv(stop.get_token()).is_stopped());
+    // A token that can never stop behaves as plain recv.
+    REQUIRE(tx.send(10).ok());
+    REQUIRE(*rx.recv(std::stop_token{}) == 10);
+}
+
+TEST_CASE("many parked receivers, many wake-ups", "[broadcast][blocking]") {
+    constexpr int receivers = 4;
+    constexpr int values = 2000;
+    auto [tx, first] = bc::channel<int>(4096);  // lossless: capacity above the count
+    std::vector<bc::Receiver<int>> rxs;
+    for (int i = 0; i < receivers; ++i) {
+        rxs.push_back(tx.subscribe());
+    }
+    std::vector<long> sums(receivers, 0);
+    std::atomic<int> unexpected{0};  // Catch2 assertions are not thread-safe: count here
+    std::vector<std::thread> threads;
+    for (int i = 0; i < receivers; ++i) {
+        threads.emplace_back([&, i] {
+            for (;;) {
+                auto r = rxs[static_cast<std::size_t>(i)].recv();
+                if (r.is_closed()) {
+                    return;
+                }
+                if (!r) {
+                    ++unexpected;
+                    continue;
+                }
+                sums[static_cast<std::size_t>(i)] += *r;
+            }
+        });
+    }
+    for (int v = 1; v <= values; ++v) {
+        REQUIRE(tx.send(v).ok());
+        if (v % 97 == 0) {
+            std::this_thread::sleep_for(1ms);  // let the receivers go idle and park
+        }
+    }
+    { auto gone = std::move(tx); }
+    for (auto& t : threads) {
+        t.join();
+    }
+    REQUIRE(unexpected == 0);
+    for (const long s : sums) {
+        REQUIRE(s == static_cast<long>(values) * (values + 1) / 2);
+    }
+}
