@@ -9,3 +9,6 @@
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 #include <kvbm/uint128.hpp>
+#include <kvbm/policy.hpp>
+#include <kvbm/registry.hpp>
+#include <kvbm/batcher.hpp>
