@@ -66,7 +66,8 @@ struct EventsPublisherMetrics {
     std::uint64_t publish_errors = 0;      ///< failed `publish` calls
     std::uint64_t flush_errors = 0;        ///< failed `flush` calls
     std::uint64_t lag_events = 0;          ///< events the subscription reported missed
-    std::uint64_t recoveries = 0;          ///< lag recoveries (lagged results seen)
+    std::uint64_t lag_reports = 0;         ///< lagged results the subscription returned
+    std::uint64_t recoveries = 0;          ///< lag recoveries done (Shutdown + re-announcement)
 };
 
 namespace detail {
@@ -74,7 +75,7 @@ namespace detail {
 // Written by the worker thread only, read by anyone: relaxed single-writer counters.
 struct PublisherCounters {
     std::atomic<std::uint64_t> events_in{0}, events_published{0}, events_dropped{0}, events_reannounced{0},
-        batches_published{0}, bytes_published{0}, publish_errors{0}, flush_errors{0}, lag_events{0}, recoveries{0};
+        batches_published{0}, bytes_published{0}, publish_errors{0}, flush_errors{0}, lag_events{0}, lag_reports{0}, recoveries{0};
 
     static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -83,7 +84,7 @@ struct PublisherCounters {
         const auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
         return {r(events_in),          r(events_published), r(events_dropped), r(events_reannounced),
                 r(batches_published), r(bytes_published),  r(publish_errors), r(flush_errors),
-                r(lag_events),        r(recoveries)};
+                r(lag_events),        r(lag_reports),      r(recoveries)};
     }
 };
 
@@ -147,6 +148,9 @@ private:
     // The longest the worker sleeps without looking at the stop flag: it bounds how long
     // stop() takes to be noticed when the window is long.
     static constexpr std::chrono::milliseconds max_idle_wait{10};
+    // Events taken from the channel per lock, and chunks taken per wake-up.
+    static constexpr std::size_t chunk_size = 256;
+    static constexpr int max_chunks_per_wake = 64;
 
     [[nodiscard]] bool stop_requested() const noexcept { return m_stop.load(std::memory_order_acquire); }
 
@@ -163,21 +167,19 @@ private:
                                                           max_idle_wait);
             auto r = m_events.recv_for(wait);
             if (r.has_value()) {
-                // Biased towards input, like the reference's `select! { biased; ... }`: take
-                // what is ready before looking at the timer again (bounded, so a flood
-                // cannot starve the timer or the stop flag for long).
                 now = clock::now();
                 on_event(*r, now);
-                for (std::size_t i = 1; i < m_settings.batching.max_batch_size; ++i) {
-                    auto more = m_events.try_recv();
-                    if (more.has_value()) {
-                        on_event(*more, now);
-                    } else if (more.is_lagged()) {
-                        recover(more.lagged_count(), now);
-                    } else if (more.is_closed()) {
+                // Biased towards input, like the reference's `select! { biased; ... }`: take
+                // what is ready before looking at the timer again, a chunk at a time (one
+                // channel lock per chunk), bounded so a flood cannot starve the timer or the
+                // stop flag for long.
+                for (int chunk = 0; chunk < max_chunks_per_wake; ++chunk) {
+                    const auto status = take_ready(now);
+                    if (status == broadcast::RecvStatus::closed) {
                         return true;
-                    } else {
-                        break;
+                    }
+                    if (status != broadcast::RecvStatus::ok) {
+                        break;  // nothing more ready
                     }
                 }
             } else if (r.is_lagged()) {
@@ -189,23 +191,53 @@ private:
         return false;
     }
 
+    // Takes one chunk of ready events. Returns ok when there may be more, empty when there
+    // are none, closed at the end of input. A lag met on the way is recovered from here.
+    broadcast::RecvStatus take_ready(clock::time_point now) {
+        m_chunk.clear();
+        const auto [count, status] = m_events.drain(m_chunk, chunk_size);
+        (void)count;
+        for (const auto& event : m_chunk) {
+            on_event(event, now);
+        }
+        if (status == broadcast::RecvStatus::lagged) {
+            auto r = m_events.try_recv();  // reports (and counts) the lag, resuming after it
+            if (r.is_lagged()) {
+                recover(r.lagged_count(), now);
+            } else if (r.has_value()) {
+                on_event(*r, now);
+            }
+            return broadcast::RecvStatus::ok;
+        }
+        if (status == broadcast::RecvStatus::ok || status == broadcast::RecvStatus::closed) {
+            return status;
+        }
+        return broadcast::RecvStatus::empty;
+    }
+
     // After stop(): take what was sent before (bounded by half the stop timeout, in case
     // producers keep going), so a stopped publisher loses nothing that was sent before.
     void drain_on_stop() {
         const auto give_up = clock::now() + m_settings.stop_timeout / 2;
-        for (std::size_t i = 0;; ++i) {
-            if (i % 1024 == 1023 && clock::now() >= give_up) {
-                return;
+        while (clock::now() < give_up) {
+            m_chunk.clear();
+            const auto [count, status] = m_events.drain(m_chunk, chunk_size);
+            (void)count;
+            for (const auto& event : m_chunk) {
+                on_event(event, clock::time_point{});  // no timer any more: its reset is moot
             }
-            auto r = m_events.try_recv();
-            if (r.has_value()) {
-                on_event(*r, clock::time_point{});  // no timer any more: its reset is moot
-            } else if (r.is_lagged()) {
-                // The Shutdown that follows makes the hub forget this instance anyway:
-                // count the loss, drop the moot pending batch, no re-announcement.
-                PublisherCounters::add(m_counters.lag_events, r.lagged_count());
-                PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
-            } else {
+            if (status == broadcast::RecvStatus::lagged) {
+                auto r = m_events.try_recv();
+                if (r.is_lagged()) {
+                    // The Shutdown that follows makes the hub forget this instance anyway:
+                    // count the loss, drop the moot pending batch, no re-announcement.
+                    PublisherCounters::add(m_counters.lag_events, r.lagged_count());
+                    PublisherCounters::add(m_counters.lag_reports, 1);
+                    PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
+                } else if (r.has_value()) {
+                    on_event(*r, clock::time_point{});
+                }
+            } else if (status != broadcast::RecvStatus::ok) {
                 return;  // empty or closed
             }
         }
@@ -234,7 +266,7 @@ private:
     // registrations at that instant.
     void recover(std::uint64_t missed, clock::time_point now) {
         PublisherCounters::add(m_counters.lag_events, missed);
-        PublisherCounters::add(m_counters.recoveries, 1);
+        PublisherCounters::add(m_counters.lag_reports, 1);
         PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(now));
         if (!m_settings.recovery_snapshot) {
             return;
@@ -249,6 +281,7 @@ private:
         }
         std::stable_sort(live.begin(), live.end(),
                          [](const H& a, const H& b) { return a.position() < b.position(); });
+        PublisherCounters::add(m_counters.recoveries, 1);
         publish_shutdown();
         const std::size_t step = m_settings.batching.max_batch_size;
         for (std::size_t i = 0; i < live.size(); i += step) {
@@ -337,6 +370,7 @@ private:
     EventBatcher<H, clock> m_batcher;
     KvbmCacheEvents<H> m_message;       // the message being published; its vector ping-pongs with the batcher's
     std::vector<std::uint8_t> m_buffer;  // encoded bytes, reused
+    std::vector<KvCacheEvent<H>> m_chunk;  // events taken from the channel at once, reused
     PublisherCounters m_counters;
 
     std::atomic<bool> m_stop{false};

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -55,6 +56,12 @@ public:
     }
     /// Never waits; `empty` status when nothing is ready.
     [[nodiscard]] result_type try_recv() { return count(m_receiver.try_recv()); }
+    /// Appends up to `max` ready events to `out` without waiting (the receiver's `drain`:
+    /// it stops before a lag, which the next `recv`/`try_recv` reports and counts).
+    template <class Container>
+    auto drain(Container& out, std::size_t max = SIZE_MAX) {
+        return m_receiver.drain(out, max);
+    }
 
     /// The underlying receiver (lag seen through it directly is not counted).
     [[nodiscard]] receiver_type& receiver() noexcept { return m_receiver; }
