@@ -11,3 +11,6 @@
 #include <kvbm/hash.hpp>
 #include <kvbm/release.hpp>
 #include <kvbm/uint128.hpp>
+#include <kvbm/policy.hpp>
+#include <kvbm/registry.hpp>
+#include <kvbm/batcher.hpp>

@@ -1,0 +1,170 @@
+/// @file kvbm/batcher.hpp
+/// EventBatcher: turns the stream of single events into batches of one kind, with the
+/// reference's rules. Written as a pure state machine: the caller feeds events and time
+/// points and receives batches through a sink, so the rules are tested with a made-up
+/// clock and the publisher drives it with the real one.
+#pragma once
+
+#include <kvbm/config.hpp>
+#include <kvbm/events.hpp>
+#include <kvbm/hash.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+KVBM_NAMESPACE_BEGIN
+
+/// Batching configuration (Rust: `BatchingConfig`).
+struct BatchingConfig {
+    /// Period of the flush timer. Default 10 ms.
+    std::chrono::nanoseconds window = std::chrono::milliseconds(10);
+    /// A batch is flushed as soon as it holds this many events. Default 1024.
+    std::size_t max_batch_size = 1024;
+};
+
+/// Sorts a batch the way the hub's radix tree wants it: creates by position ascending,
+/// removes by position descending. Stable, so equal positions keep their arrival order.
+template <SequenceHash H>
+void sort_batch(BatchKind kind, std::vector<H>& hashes) {
+    const auto ascending = [](const H& a, const H& b) { return a.position() < b.position(); };
+    const auto descending = [](const H& a, const H& b) { return a.position() > b.position(); };
+    // Blocks are usually registered parent first and released child first, so most
+    // batches arrive sorted already: check before paying for a stable sort's buffer.
+    if (kind == BatchKind::create) {
+        if (!std::is_sorted(hashes.begin(), hashes.end(), ascending)) {
+            std::stable_sort(hashes.begin(), hashes.end(), ascending);
+        }
+    } else if (kind == BatchKind::remove) {
+        if (!std::is_sorted(hashes.begin(), hashes.end(), descending)) {
+            std::stable_sort(hashes.begin(), hashes.end(), descending);
+        }
+    }
+}
+
+/// Groups consecutive events of one kind into batches. A batch is flushed
+///  (a) before an event of the other kind is added,
+///  (b) when it reaches `max_batch_size`,
+///  (c) when the window timer expires: the timer is periodic, its first deadline is
+///      `start + window` (the first event does not start it), and it is reset to
+///      `now + window` after every flush and every expiry, empty or not,
+///  (d) at end of input (`finish`).
+/// Each flushed batch is sorted with `sort_batch`.
+///
+/// Batches are handed to a sink as `KvCacheEvents<H>&`, valid during the call only; the
+/// sink may move from it or swap with it (the batcher clears it afterwards and reuses its
+/// capacity, so a sink that swaps in its previous batch makes the steady state
+/// allocation-free).
+///
+/// Not thread-safe: one owner drives it. `Clock` only supplies the time_point type.
+template <SequenceHash H = PositionalLineageHash, class Clock = std::chrono::steady_clock>
+class EventBatcher {
+public:
+    using hash_type = H;
+    using clock = Clock;
+    using time_point = typename Clock::time_point;
+
+    /// Throws std::invalid_argument if `config.window` is not positive or
+    /// `config.max_batch_size` is 0.
+    EventBatcher(BatchingConfig config, time_point start) : m_config(config), m_deadline(start + window()) {
+        if (config.window <= std::chrono::nanoseconds::zero()) {
+            throw std::invalid_argument("kvbm::EventBatcher: window must be positive");
+        }
+        if (config.max_batch_size == 0) {
+            throw std::invalid_argument("kvbm::EventBatcher: max_batch_size must be at least 1");
+        }
+        m_batch.hashes.reserve(std::min<std::size_t>(config.max_batch_size, 1024));
+    }
+
+    [[nodiscard]] const BatchingConfig& config() const noexcept { return m_config; }
+    /// When the window timer next expires.
+    [[nodiscard]] time_point deadline() const noexcept { return m_deadline; }
+    /// Events waiting in the current batch.
+    [[nodiscard]] std::size_t size() const noexcept { return m_batch.hashes.size(); }
+    [[nodiscard]] bool empty() const noexcept { return m_batch.hashes.empty(); }
+    /// The kind of the current batch, if it holds anything.
+    [[nodiscard]] std::optional<EventKind> pending_kind() const noexcept {
+        if (empty()) {
+            return std::nullopt;
+        }
+        return m_batch.kind == BatchKind::create ? EventKind::create : EventKind::remove;
+    }
+
+    /// Adds one event received at `now`, flushing before it on a kind switch and after it
+    /// when the batch is full. Calls `sink` zero, one or two times.
+    template <class Sink>
+    void push(const KvCacheEvent<H>& event, time_point now, Sink&& sink) {
+        const BatchKind kind = event.kind == EventKind::create ? BatchKind::create : BatchKind::remove;
+        if (!empty() && kind != m_batch.kind) {
+            flush(now, sink);
+        }
+        m_batch.kind = kind;
+        m_batch.hashes.push_back(event.hash);
+        if (m_batch.hashes.size() >= m_config.max_batch_size) {
+            flush(now, sink);
+        }
+    }
+
+    /// The timer: if `now` has reached the deadline, flushes what is pending (if anything)
+    /// and resets the deadline to `now + window`. Returns whether the timer expired.
+    template <class Sink>
+    bool expire(time_point now, Sink&& sink) {
+        if (now < m_deadline) {
+            return false;
+        }
+        if (!empty()) {
+            emit(sink);
+        }
+        m_deadline = now + window();
+        return true;
+    }
+
+    /// End of input: flushes what is pending. The timer is left alone.
+    template <class Sink>
+    void finish(Sink&& sink) {
+        if (!empty()) {
+            emit(sink);
+        }
+    }
+
+    /// Flushes what is pending now (if anything) and resets the timer.
+    template <class Sink>
+    void flush(time_point now, Sink&& sink) {
+        if (!empty()) {
+            emit(sink);
+        }
+        m_deadline = now + window();
+    }
+
+    /// Drops the pending events without emitting them and resets the timer; returns how
+    /// many were dropped. (The publisher does this when a lag makes them moot.)
+    std::size_t discard(time_point now) noexcept {
+        const std::size_t n = m_batch.hashes.size();
+        m_batch.hashes.clear();
+        m_deadline = now + window();
+        return n;
+    }
+
+private:
+    [[nodiscard]] typename Clock::duration window() const {
+        return std::chrono::duration_cast<typename Clock::duration>(m_config.window);
+    }
+
+    template <class Sink>
+    void emit(Sink& sink) {
+        sort_batch(m_batch.kind, m_batch.hashes);
+        sink(m_batch);
+        m_batch.hashes.clear();
+    }
+
+    BatchingConfig m_config;
+    time_point m_deadline;
+    KvCacheEvents<H> m_batch;
+};
+
+KVBM_NAMESPACE_END
