@@ -8,4 +8,5 @@
 #include <kvbm/config.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
+#include <kvbm/index.hpp>
 #include <kvbm/uint128.hpp>
