@@ -16,7 +16,7 @@ static_assert(kvbm::WireSequenceHash<kvbm::PositionalLineageHashV14>);
 static_assert(!kvbm::SequenceHash<int>);
 static_assert(std::is_trivially_copyable_v<KvCacheEvent<>>);
 
-namespace {
+namespace user_code {
 // A user's own hash type: only what the concept asks for.
 struct MyHash {
     std::uint64_t pos = 0;
@@ -24,7 +24,8 @@ struct MyHash {
     [[nodiscard]] std::uint64_t position() const { return pos; }
     friend bool operator==(const MyHash&, const MyHash&) = default;
 };
-}  // namespace
+}  // namespace user_code
+using user_code::MyHash;
 template <>
 struct std::hash<MyHash> {
     std::size_t operator()(const MyHash& h) const noexcept { return h.id; }

@@ -23,7 +23,7 @@ void check_chains(const char* key) {
             const auto pos = row.at("position").get<std::size_t>();
             CAPTURE(pos);
             const auto& b = seq.blocks()[pos];
-            CHECK(b.position == pos);
+            CHECK(b.position() == pos);
             CHECK(b.block_hash == kvbm_test::u64(row.at("block_hash")));
             CHECK(b.sequence_hash == kvbm_test::u64(row.at("sequence_hash")));
             CHECK(b.plh.raw().to_hex32() == row.at("plh_hex").get<std::string>());

@@ -91,7 +91,7 @@ TEST_CASE("arithmetic, ordering and hashing", "[uint128]") {
     CHECK(u64max + Uint128{1U} == two64);
     CHECK(two64 - Uint128{1U} == u64max);
     CHECK(Uint128{} - Uint128{1U} == Uint128::max());
-    CHECK((Uint128{1U} << 127) >> 127 == Uint128{1U});
+    CHECK(((Uint128{1U} << 127) >> 127) == Uint128{1U});
     CHECK((Uint128{1U} << 128) == Uint128{});
     CHECK((Uint128{1U} << 64) == two64);
     CHECK(u64max < two64);

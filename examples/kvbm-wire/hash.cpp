@@ -24,7 +24,7 @@ void print_blocks(const std::vector<kvbm::Token>& tokens, std::size_t block_size
     const auto seq = kvbm::BasicTokenBlockSequence<Layout>::from_slice(tokens, block_size, salt);
     std::string out;
     for (const auto& b : seq.blocks()) {
-        out += std::to_string(b.position);
+        out += std::to_string(b.position());
         out += ' ';
         out += std::to_string(b.block_hash);
         out += ' ';

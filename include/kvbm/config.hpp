@@ -17,9 +17,11 @@
     }
 
 #if defined(__GNUC__) || defined(__clang__)
+#define KVBM_FLATTEN __attribute__((flatten))
 #define KVBM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define KVBM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
+#define KVBM_FLATTEN
 #define KVBM_LIKELY(x) (x)
 #define KVBM_UNLIKELY(x) (x)
 #endif

@@ -80,7 +80,8 @@ struct plh_mode_widths {
     unsigned fragment_bits;  // 1.2: parent and current fragment; 1.4: parent fragment
 };
 [[nodiscard]] constexpr unsigned plh_mode(std::uint64_t position) noexcept {
-    return position < (1U << 8) ? 0U : position < (1U << 16) ? 1U : 2U;
+    // Branch-free: the chain computes this for every block.
+    return static_cast<unsigned>(position >= (1U << 8)) + static_cast<unsigned>(position >= (1U << 16));
 }
 template <PlhLayout Layout>
 [[nodiscard]] constexpr plh_mode_widths plh_widths(unsigned mode) noexcept {
@@ -90,9 +91,70 @@ template <PlhLayout Layout>
     const unsigned m = mode > 2 ? 2 : mode;
     return Layout == PlhLayout::kvbm_1_2 ? w12[m] : w14[m];
 }
+[[noreturn]] inline void throw_position_out_of_range(std::uint64_t position) {
+    throw std::out_of_range("kvbm::PositionalLineageHash: position " + std::to_string(position) +
+                            " does not fit in 24 bits (max 16777215)");
+}
 [[nodiscard]] constexpr std::uint64_t low_bits(std::uint64_t v, unsigned bits) noexcept {
     return bits >= 64 ? v : v & ((std::uint64_t{1} << bits) - 1);
 }
+
+/// Packs PLHs for a run of consecutive positions that share every field width, with the
+/// widths hoisted out of the loop: the token-block chain packs one PLH per block, and
+/// recomputing modes per block cost as much as a third of the chain's hashing.
+/// kvbm 1.2 runs: [0,255) [255] [256,65535) [65535] [65536,2^24) (the last position of a
+/// mode cuts the current fragment to the next mode's width); kvbm 1.4: one run per mode.
+template <PlhLayout Layout>
+struct plh_run {
+    std::uint64_t end = 0;  // first position not covered
+    std::uint64_t mode_bits = 0;
+    std::uint64_t parent_mask = 0;
+    std::uint64_t current_mask = 0;
+    unsigned fragment_bits = 0;  // 1.2: F (parent fragment's offset); 1.4: R
+
+    [[nodiscard]] static constexpr plh_run starting_at(std::uint64_t position) noexcept {
+        constexpr std::uint64_t mode_end[] = {1U << 8, 1U << 16, 1U << 24};
+        const unsigned m = plh_mode(position);
+        plh_run r;
+        r.mode_bits = std::uint64_t{m} << 62;
+        r.end = mode_end[m];
+        if constexpr (Layout == PlhLayout::kvbm_1_2) {
+            r.fragment_bits = 59 - 4 * m;  // 59/55/51
+            r.parent_mask = (std::uint64_t{1} << r.fragment_bits) - 1;
+            r.current_mask = r.parent_mask;
+            if (m < 2) {
+                if (position == r.end - 1) {
+                    // Cut to the width the next position stores its parent with, so a
+                    // child can match it exactly.
+                    r.current_mask = (std::uint64_t{1} << (r.fragment_bits - 4)) - 1;
+                } else {
+                    r.end -= 1;
+                }
+            }
+        } else {
+            r.fragment_bits = 54 - 8 * m;  // 54/46/38
+            r.parent_mask = (std::uint64_t{1} << r.fragment_bits) - 1;
+            r.current_mask = ~std::uint64_t{0};
+        }
+        return r;
+    }
+
+    /// The raw value for `position`, which must lie in this run (and below 2^24).
+    [[nodiscard]] constexpr Uint128 pack(std::uint64_t current, std::uint64_t parent,
+                                         std::uint64_t position) const noexcept {
+        const unsigned f = fragment_bits;
+        if constexpr (Layout == PlhLayout::kvbm_1_2) {
+            // [mode][position at bit 2F >= 102][parent fragment at bit F, straddling bit 64][current]
+            const std::uint64_t pf = parent & parent_mask;
+            return Uint128::from_parts(mode_bits | (position << (2 * f - 64)) | (pf >> (64 - f)),
+                                       (pf << f) | (current & current_mask));
+        } else {
+            // [mode][position at bit 64 + R][current u64 at bit R, straddling bit 64][parent fragment]
+            return Uint128::from_parts(mode_bits | (position << f) | (current >> (64 - f)),
+                                       (current << f) | (parent & parent_mask));
+        }
+    }
+};
 }  // namespace detail
 
 /// A positional lineage hash in the given layout: a 128-bit value type with equality,
@@ -178,26 +240,10 @@ public:
 
 private:
     static constexpr Uint128 pack(std::uint64_t current, std::uint64_t parent, std::uint64_t position) {
-        if (position > max_position) {
-            throw std::out_of_range("kvbm::PositionalLineageHash: position " + std::to_string(position) +
-                                    " does not fit in 24 bits (max 16777215)");
+        if (KVBM_UNLIKELY(position > max_position)) {
+            detail::throw_position_out_of_range(position);  // cold and out of line: keeps pack inlinable
         }
-        const unsigned m = detail::plh_mode(position);
-        const auto w = detail::plh_widths<Layout>(m);
-        const Uint128 mode_bits = Uint128::from_parts(std::uint64_t{m} << 62, 0);
-        if constexpr (Layout == PlhLayout::kvbm_1_2) {
-            const unsigned f = w.fragment_bits;
-            // The current fragment is cut to the width the *next* position stores it with
-            // (55 bits at position 255, 51 at 65535), so a child can match it exactly.
-            const unsigned next_f = detail::plh_widths<Layout>(detail::plh_mode(position + 1)).fragment_bits;
-            const unsigned a = f < next_f ? f : next_f;
-            return mode_bits | (Uint128{position} << (2 * f)) | (Uint128{detail::low_bits(parent, f)} << f) |
-                   Uint128{detail::low_bits(current, a)};
-        } else {
-            const unsigned r = w.fragment_bits;
-            return mode_bits | (Uint128{position} << (64 + r)) | (Uint128{current} << r) |
-                   Uint128{detail::low_bits(parent, r)};
-        }
+        return detail::plh_run<Layout>::starting_at(position).pack(current, parent, position);
     }
 
     Uint128 m_value;

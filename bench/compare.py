@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Runs kvbm-bench and the Rust reference's bench alternately, N rounds, in one session,
+and prints each figure with its ratio to the reference and to kvbm's own baselines
+(median and spread over the rounds). These hosts are shared and noisy: only ratios taken
+in the same moment mean anything.
+
+  bench/compare.py --bench build/bench/kvbm-bench --oracle ../shared/reference/oracle/run [--rounds 3] [--quick]
+
+The reference is optional (without it only kvbm's own ratios are printed); nothing in the
+build or the tests depends on it."""
+import argparse
+import statistics
+import subprocess
+import sys
+
+# figure -> (reference figure, kvbm baseline figure); "higher" marks rates (bigger is better)
+PAIRS = {
+    "plh_chain/131072x16": ("plh_chain/131072x16", "xxh3_raw/131072x16"),
+    "broadcast_st/rx=1": ("broadcast_st/rx=1", "baseline_st/rx=1"),
+    "broadcast_st/rx=4": ("broadcast_st/rx=4", "baseline_st/rx=4"),
+    "broadcast_st/rx=16": ("broadcast_st/rx=16", "baseline_st/rx=16"),
+    "broadcast_mt/rx=1": ("broadcast_mt/rx=1", "baseline_mt/rx=1"),
+    "broadcast_mt/rx=2": ("broadcast_mt/rx=2", "baseline_mt/rx=2"),
+    "broadcast_mt/rx=4": ("broadcast_mt/rx=4", "baseline_mt/rx=4"),
+    "msgpack_encode/1024": ("msgpack_encode/1024", "memcpy/18462"),
+    "msgpack_decode/1024": ("msgpack_decode/1024", None),
+    "json_encode/1024": ("json_encode/1024", None),
+    "json_decode/1024": ("json_decode/1024", None),
+}
+
+
+def parse(text):
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            try:
+                out[parts[0]] = (float(parts[1]), parts[2])
+            except ValueError:
+                pass
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bench", required=True)
+    ap.add_argument("--oracle")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("groups", nargs="*")
+    a = ap.parse_args()
+    ours, ref = [], []
+    for r in range(a.rounds):
+        args = [a.bench] + (["quick"] if a.quick else []) + a.groups
+        ours.append(parse(subprocess.run(args, check=True, capture_output=True, text=True).stdout))
+        if a.oracle:
+            oargs = [a.oracle, "bench"] + (["quick"] if a.quick else [])
+            ref.append(parse(subprocess.run(oargs, check=True, capture_output=True, text=True).stdout))
+        print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
+
+    def speedup(mine, other, unit):
+        # >1 means kvbm is faster, whatever the unit
+        return other / mine if not unit.endswith("_per_s") else mine / other
+
+    print(f"{'figure':28} {'kvbm (median)':>16} {'unit':18} {'x reference':>22} {'x baseline':>22}")
+    names = sorted({k for o in ours for k in o})
+    for name in names:
+        vals = [o[name][0] for o in ours if name in o]
+        unit = ours[0][name][1] if name in ours[0] else ""
+        ref_name, base_name = PAIRS.get(name, (None, None))
+        cols = []
+        for other_rounds, other in ((ref, ref_name), (ours, base_name)):
+            if not other or not other_rounds:
+                cols.append("")
+                continue
+            ratios = [speedup(o[name][0], oo[other][0], unit)
+                      for o, oo in zip(ours, other_rounds) if name in o and other in oo]
+            cols.append(f"{statistics.median(ratios):.2f} [{min(ratios):.2f}-{max(ratios):.2f}]" if ratios else "")
+        print(f"{name:28} {statistics.median(vals):16.1f} {unit:18} {cols[0]:>22} {cols[1]:>22}")
+
+
+if __name__ == "__main__":
+    main()
