@@ -7,7 +7,10 @@
 
 #include <kvbm/index.hpp>
 
+#include <memory>
 #include <random>
+#include <shared_mutex>
+#include <unordered_map>
 
 namespace {
 
@@ -68,6 +71,55 @@ Corpus make_corpus(std::size_t prompts) {
     return c;
 }
 
+// The baseline: the straightforward design (std::unordered_map per position, holders in a
+// std::vector, std::shared_mutex, every hash looked up), same semantics, to show what
+// PositionalIndex's layout and lookup order buy.
+class NaiveIndex {
+public:
+    explicit NaiveIndex(std::size_t positions) : m_positions(positions) {}
+    void apply(const Batch& b) {
+        std::unique_lock lock(m_mutex);
+        for (const auto& h : b.events.hashes) {
+            if (h.position() >= m_positions.size()) {
+                continue;
+            }
+            auto& map = m_positions[h.position()];
+            if (b.events.kind == kvbm::BatchKind::create) {
+                auto& holders = map[h];
+                if (std::find(holders.begin(), holders.end(), b.instance_id) == holders.end()) {
+                    holders.push_back(b.instance_id);
+                }
+            } else if (const auto it = map.find(h); it != map.end()) {
+                std::erase(it->second, b.instance_id);
+                if (it->second.empty()) {
+                    map.erase(it);
+                }
+            }
+        }
+    }
+    [[nodiscard]] std::optional<kvbm::IndexMatch<Plh>> query(std::span<const Plh> hashes) const {
+        std::shared_lock lock(m_mutex);
+        std::optional<kvbm::IndexMatch<Plh>> best;
+        for (const auto& h : hashes) {
+            if (h.position() >= m_positions.size() || (best && h.position() <= best->position)) {
+                continue;
+            }
+            const auto& map = m_positions[h.position()];
+            if (const auto it = map.find(h); it != map.end()) {
+                best = kvbm::IndexMatch<Plh>{h, h.position(), it->second};
+            }
+        }
+        if (best) {
+            std::sort(best->holders.begin(), best->holders.end());
+        }
+        return best;
+    }
+
+private:
+    mutable std::shared_mutex m_mutex;
+    std::vector<std::unordered_map<Plh, std::vector<kvbm::InstanceId>>> m_positions;
+};
+
 std::size_t events_in(const std::vector<Batch>& batches) {
     std::size_t n = 0;
     for (const auto& b : batches) {
@@ -84,22 +136,26 @@ KVBM_BENCH("index") {
     const double events = static_cast<double>(events_in(corpus.create_batches) + events_in(corpus.remove_batches));
 
     // apply: fill an empty index, then empty it again, batch by batch.
-    const double apply_s = kvbm_bench::best_of(s.runs, [&] {
-        kvbm::PositionalIndex<> index(8192 * 16, 16);
-        const auto t0 = std::chrono::steady_clock::now();
-        for (const auto& b : corpus.create_batches) {
-            index.apply(b);
-        }
-        for (const auto& b : corpus.remove_batches) {
-            index.apply(b);
-        }
-        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-        if (!index.empty()) {
-            std::fprintf(stderr, "index/apply: index not empty after removes\n");
-        }
-        return dt.count();
-    });
-    kvbm_bench::report("index/apply", events / apply_s, "events_per_s", 0);
+    const auto apply_rate = [&](auto make) {
+        const double seconds = kvbm_bench::best_of(s.runs, [&] {
+            auto index = make();
+            const auto t0 = std::chrono::steady_clock::now();
+            for (const auto& b : corpus.create_batches) {
+                index->apply(b);
+            }
+            for (const auto& b : corpus.remove_batches) {
+                index->apply(b);
+            }
+            const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+            return dt.count();
+        });
+        return events / seconds;
+    };
+    kvbm_bench::report("index/apply",
+                       apply_rate([] { return std::make_unique<kvbm::PositionalIndex<>>(8192 * 16, 16); }),
+                       "events_per_s", 0);
+    kvbm_bench::report("index_baseline/apply", apply_rate([] { return std::make_unique<NaiveIndex>(8192); }),
+                       "events_per_s", 0);
 
     kvbm::PositionalIndex<> index(8192 * 16, 16);
     for (const auto& b : corpus.create_batches) {
@@ -125,13 +181,22 @@ KVBM_BENCH("index") {
             std::fprintf(stderr, "index/query: wrong answer for query %zu\n", q);
         }
     }
-    std::size_t next = 0;
-    const double ns = kvbm_bench::ns_per_call(s.runs, static_cast<long>(queries.size()) * (s.quick ? 4 : 16), [&] {
-        const auto m = index.query(queries[next]);
-        kvbm_bench::keep(m);
-        next = next + 1 == queries.size() ? 0 : next + 1;
-    });
-    kvbm_bench::report("index/query", ns, "ns_per_query");
+    const auto ns_per_query = [&](const auto& idx) {
+        std::size_t next = 0;
+        return kvbm_bench::ns_per_call(s.runs, static_cast<long>(queries.size()) * (s.quick ? 4 : 16), [&] {
+            const auto m = idx.query(queries[next]);
+            kvbm_bench::keep(m);
+            next = next + 1 == queries.size() ? 0 : next + 1;
+        });
+    };
+    kvbm_bench::report("index/query", ns_per_query(index), "ns_per_query");
+    {
+        NaiveIndex naive(8192);
+        for (const auto& b : corpus.create_batches) {
+            naive.apply(b);
+        }
+        kvbm_bench::report("index_baseline/query", ns_per_query(naive), "ns_per_query");
+    }
 
     // remove_instance: one of 8 instances leaves an index of ~1M entries (Shutdown's cost).
     const double ms = kvbm_bench::best_of(s.quick ? 1 : 3, [&] {
