@@ -69,6 +69,11 @@ struct ZmqPublisherOptions {
 /// "kvbm.events") is not sent: the topic frame is `options.topic`, which is what the hub
 /// routes on, so the wire stays exactly two frames.
 ///
+/// Connection loss: ZeroMQ keeps the queue of a connecting socket across reconnects, so
+/// batches queued while the hub restarts are delivered to it once it is back (and count as
+/// drops once the queue is full). A hub that never subscribed receives nothing: publishes
+/// fail until it does.
+///
 /// Thread-safety: publish, flush, wait_connected and subscribed are called by one thread
 /// at a time (ZeroMQ sockets are single-threaded; the events publisher's worker is that
 /// thread); the counters may be read from any thread. Destruction waits up to
@@ -111,9 +116,12 @@ public:
                 return PublishResult::failure("kvbm::ZmqPublisher: send queue full (" +
                                               std::to_string(m_options.send_hwm) + " messages), batch dropped");
             }
-            // Once the first frame is accepted the last one is too: ZeroMQ checks the queue
-            // limit per whole message, so this cannot fail on a full queue or split a message.
-            (void)m_socket.send(zmq::const_buffer(bytes.data(), bytes.size()), zmq::send_flags::none);
+            // Once the first frame is accepted the last one is too: ZeroMQ counts the queue
+            // limit in whole messages, so a message is never split by a full queue.
+            if (!m_socket.send(zmq::const_buffer(bytes.data(), bytes.size()), zmq::send_flags::none)) {
+                m_failed.fetch_add(1, std::memory_order_relaxed);  // unreachable per the above
+                return PublishResult::failure("kvbm::ZmqPublisher: payload frame refused");
+            }
             m_published.fetch_add(1, std::memory_order_relaxed);
             m_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
             return PublishResult::success();
