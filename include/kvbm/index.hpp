@@ -162,9 +162,10 @@ private:
 ///
 /// Cost: `query` of n hashes does at most n hash-map lookups (fewer when hashes arrive in
 /// ascending position order: shallower ones after a hit need none) with their memory
-/// accesses overlapped by prefetching; `apply` is one lookup per event. Memory is about
-/// 40 bytes per entry plus 64 bytes per position. Instance ids are interned: holders are
-/// stored as 32-bit numbers, so a block held by several workers costs little.
+/// accesses overlapped by prefetching; `apply` is one lookup per event. Memory: 32 bytes
+/// per entry plus its bucket (8 bytes at 40-80% load) and vector slack, 64 bytes per
+/// position. Instance ids are interned: holders are 32-bit numbers, two held inline, so a
+/// block held by several workers costs little. Up to 2^32 entries per position.
 template <SequenceHash H = PositionalLineageHash>
 class PositionalIndex {
 public:
@@ -210,7 +211,7 @@ public:
 
     /// Applies one batch from `batch.instance_id` (see the class brief). Never fails on
     /// content: unknown removes, duplicates and out-of-range creates are counted in stats().
-    /// Throws only std::bad_alloc.
+    /// Throws only std::bad_alloc, leaving the events before the failing one applied.
     void apply(const KvbmCacheEvents<H>& batch) {
         std::unique_lock lock(m_mutex);
         ++m_stats.batches;
@@ -443,11 +444,16 @@ private:
     }
 
     /// The slot number of `id`, allocating one (reusing a freed one) for a new instance.
+    /// Strong guarantee: every allocation happens before anything changes.
     std::uint32_t intern(const InstanceId& id) {
-        auto [idx, fresh] = m_slot_of.try_emplace(id);
-        if (!fresh) {
+        if (const std::size_t idx = m_slot_of.find(id); idx != m_slot_of.npos) {
             return m_slot_of.values()[idx].second;
         }
+        if (m_free_slots.empty()) {
+            m_slots.reserve(m_slots.size() + 1);
+            m_free_slots.reserve(m_slots.size() + 1);  // so release_if_unused never allocates
+        }
+        const std::size_t idx = m_slot_of.try_emplace(id).first;
         std::uint32_t slot = 0;
         if (!m_free_slots.empty()) {
             slot = m_free_slots.back();
@@ -462,7 +468,7 @@ private:
     }
 
     /// Forgets an instance that holds nothing any more, so its slot can be reused.
-    void release_if_unused(std::uint32_t slot) {
+    void release_if_unused(std::uint32_t slot) noexcept {
         if (m_slots[slot].entries != 0) {
             return;
         }
