@@ -55,5 +55,7 @@ private:
 std::string read_stdin();
 
 int run_hash(const std::vector<std::string>& args);
+int run_encode(const std::vector<std::string>& args);
+int run_decode(const std::vector<std::string>& args);
 
 }  // namespace kvbm_wire

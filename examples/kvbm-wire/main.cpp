@@ -2,6 +2,9 @@
 // JSON and MessagePack, answering the same contract as the Rust reference's oracle.
 //
 //   kvbm-wire hash --block-size N [--salt S] [--layout kvbm-1.2|kvbm-1.4]   tokens on stdin
+//   kvbm-wire encode [--type batch|event] [--to msgpack|msgpack-named|json-1.2|json-1.3]
+//                                                 one value as JSON (either flavour) on stdin
+//   kvbm-wire decode [--type batch|event] [--to json-1.2|json-1.3]   msgpack hex on stdin
 //
 // Output on stdout; invalid input: exit 1 with one `error: ...` line on stderr.
 #include "cli.hpp"
@@ -22,7 +25,13 @@ std::string read_stdin() {
 }  // namespace kvbm_wire
 
 namespace {
-constexpr const char* usage = "usage: kvbm-wire hash --block-size N [--salt S] [--layout kvbm-1.2|kvbm-1.4]\n";
+constexpr const char* usage =
+    "usage: kvbm-wire hash --block-size N [--salt S] [--layout kvbm-1.2|kvbm-1.4]   (tokens on stdin)\n"
+#if KVBM_WIRE_HAVE_JSON
+    "       kvbm-wire encode [--type batch|event] [--to msgpack|msgpack-named|json-1.2|json-1.3]   (JSON on stdin)\n"
+    "       kvbm-wire decode [--type batch|event] [--to json-1.2|json-1.3]   (msgpack hex on stdin)\n"
+#endif
+    ;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,7 +46,17 @@ int main(int argc, char** argv) {
         if (all[0] == "hash") {
             return kvbm_wire::run_hash(rest);
         }
-        throw kvbm_wire::usage_error("unknown verb " + all[0] + " (expected hash)");
+#if KVBM_WIRE_HAVE_JSON
+        if (all[0] == "encode") {
+            return kvbm_wire::run_encode(rest);
+        }
+        if (all[0] == "decode") {
+            return kvbm_wire::run_decode(rest);
+        }
+        throw kvbm_wire::usage_error("unknown verb " + all[0] + " (expected hash, encode or decode)");
+#else
+        throw kvbm_wire::usage_error("unknown verb " + all[0] + " (expected hash; encode and decode need nlohmann_json)");
+#endif
     } catch (const std::exception& e) {
         std::cout.flush();
         std::cerr << "error: " << e.what() << '\n';
