@@ -26,6 +26,8 @@ PAIRS = {
     "msgpack_decode/1024": ("msgpack_decode/1024", None),
     "json_encode/1024": ("json_encode/1024", None),
     "json_decode/1024": ("json_decode/1024", None),
+    "index/apply": (None, "index_baseline/apply"),
+    "index/query": (None, "index_baseline/query"),
 }
 
 

@@ -10,6 +10,7 @@
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 #include <kvbm/release.hpp>
+#include <kvbm/index.hpp>
 #include <kvbm/uint128.hpp>
 #include <kvbm/policy.hpp>
 #include <kvbm/registry.hpp>

@@ -1,0 +1,95 @@
+// ZmqPublisher -> ZmqHub -> PositionalIndex end to end, over tcp loopback and ipc.
+#include "zmq_helpers.hpp"
+
+#include <kvbm/zmq.hpp>
+
+#include <catch2/catch.hpp>
+
+using kvbm::InstanceId;
+using kvbm::PositionalIndex;
+using kvbm::ZmqHub;
+using kvbm::ZmqPublisher;
+using namespace kvbm_test;
+
+TEST_CASE("batches published by workers are applied by the hub", "[zmq]") {
+    const bool ipc = GENERATE(false, true);
+    CAPTURE(ipc);
+    PositionalIndex<> index(4096, 16);
+    ZmqHub<> hub(index, {ipc ? ipc_endpoint() : "tcp://127.0.0.1:*"});
+    CHECK(hub.endpoint().rfind(ipc ? "ipc://" : "tcp://127.0.0.1:", 0) == 0);
+    CHECK(hub.endpoint().find('*') == std::string::npos);  // the port is resolved
+
+    ZmqPublisher a(hub.endpoint());
+    zmq::context_t shared_context;
+    ZmqPublisher b(shared_context, hub.endpoint());
+    REQUIRE(a.wait_connected(10s));
+    REQUIRE(b.wait_connected(10s));
+    CHECK(a.subscribed());
+
+    const auto system = chain(1, 20);
+    const auto user = chain(2, 50, 1, 20);
+    const InstanceId id_a = kvbm::Uint128::from_parts(0xabcdef0123456789ULL, 1);
+    const InstanceId id_b = 2U;
+    CHECK(a.publish("kvbm.events", encoded(creates(id_a, user))));
+    CHECK(b.publish("kvbm.events", encoded(creates(id_b, system))));
+    REQUIRE(hub.wait_for_batches(2, 10s));
+
+    auto m = index.query(user);
+    REQUIRE(m);
+    CHECK(m->position == 49);
+    CHECK(m->holders == std::vector<InstanceId>{id_a});
+    m = index.query(system);
+    REQUIRE(m);
+    CHECK(m->holders == std::vector<InstanceId>{id_b, id_a});
+
+    // Removes, then Shutdown, then a flush: the index ends empty.
+    CHECK(a.publish("kvbm.events", encoded(removes(id_a, {user.rbegin(), user.rend() - 20}))));
+    CHECK(b.publish("kvbm.events", encoded(shutdown(id_b))));
+    CHECK(a.publish("kvbm.events", encoded(shutdown(id_a))));
+    CHECK(a.flush());
+    CHECK(b.flush());
+    REQUIRE(hub.wait_for_batches(5, 10s));
+    CHECK(index.empty());
+
+    const auto s = hub.stats();
+    CHECK(s.messages == 5);
+    CHECK(s.batches_applied == 5);
+    CHECK(s.events_applied == 50 + 20 + 30);
+    CHECK(s.bytes_applied == a.bytes() + b.bytes());
+    CHECK(s.rejected() == 0);
+    CHECK(s.untopiced == 0);
+    CHECK(a.published() == 3);
+    CHECK(b.published() == 2);
+    CHECK(a.dropped() + b.dropped() == 0);
+}
+
+TEST_CASE("many batches in order from several publishers", "[zmq]") {
+    PositionalIndex<> index(64 * 16, 16);
+    ZmqHub<> hub(index);
+    constexpr int workers = 3;
+    constexpr int rounds = 300;
+    std::vector<std::unique_ptr<ZmqPublisher>> pubs;
+    kvbm::ZmqPublisherOptions lossless;
+    lossless.send_timeout = std::chrono::milliseconds(-1);  // back-pressure, never drop
+    for (int w = 0; w < workers; ++w) {
+        pubs.push_back(std::make_unique<ZmqPublisher>(hub.endpoint(), lossless));
+        REQUIRE(pubs.back()->wait_connected(10s));
+    }
+    // Per worker, create then remove its chain, many times: ordering per connection is what
+    // keeps the index right (a Remove overtaking its Create would leave a stale entry).
+    for (int r = 0; r < rounds; ++r) {
+        for (int w = 0; w < workers; ++w) {
+            const auto c = chain(static_cast<std::uint64_t>(w * 1000 + r % 7), 64);
+            REQUIRE(pubs[static_cast<std::size_t>(w)]->publish("s", encoded(creates(InstanceId{unsigned(w)}, c))));
+            if (r + 1 < rounds) {
+                REQUIRE(pubs[static_cast<std::size_t>(w)]->publish(
+                    "s", encoded(removes(InstanceId{unsigned(w)}, {c.rbegin(), c.rend()}))));
+            }
+        }
+    }
+    const std::uint64_t total = workers * (2 * rounds - 1);
+    REQUIRE(hub.wait_for_batches(total, 30s));
+    CHECK(index.size() == workers * 64);
+    CHECK(index.stats().removes_unmatched == 0);
+    CHECK(hub.stats().rejected() == 0);
+}
