@@ -294,11 +294,10 @@ private:
 };
 
 /// What Receiver::drain did: how many values it appended and why it stopped (ok when it
-/// reached `max`; otherwise empty, closed or lagged, with the lag count).
+/// reached `max`; otherwise empty, closed, or lagged: then the next receive reports the lag).
 struct [[nodiscard]] DrainResult {
     std::size_t count = 0;
     RecvStatus status = RecvStatus::ok;
-    std::uint64_t lagged = 0;
 };
 
 }  // namespace broadcast
@@ -797,24 +796,7 @@ public:
     /// The next value if one is ready; otherwise lagged, closed or empty. Never waits.
     /// For a non-trivially-copyable T the value is copied (moved when this is its last
     /// reader); if that copy throws, the value counts as read.
-    RecvResult<T> try_recv() {
-        if constexpr (detail::broadcast_seqlock<T>) {
-            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
-            const Slot& slot = m_slots[next & m_mask];
-            const std::uint64_t want = detail::broadcast_published(next);
-            if (KVBM_LIKELY(slot.version.load(std::memory_order_acquire) == want)) {
-                const auto raw = slot.read();
-                // Seqlock validation: if any word we loaded came from a newer write, this
-                // fence makes that write's "being written" mark visible to the load below.
-                std::atomic_thread_fence(std::memory_order_acquire);
-                if (KVBM_LIKELY(slot.version.load(std::memory_order_relaxed) == want)) {
-                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
-                    return RecvResult<T>(detail::BroadcastRawTag{}, raw);
-                }
-            }
-        }
-        return try_recv_slow();
-    }
+    RecvResult<T> try_recv() { return receive_now<true>(); }
 
     /// Waits for the next value (or lagged, or closed).
     RecvResult<T> recv() {
@@ -851,16 +833,17 @@ public:
         return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); }, RecvStatus::stopped);
     }
 
-    /// Appends every ready value (at most `max`) to `out` with push_back. Stops at the first
-    /// empty, closed or lagged outcome and reports it (after a lag, call again to go on).
+    /// Appends every ready value (at most `max`) to `out` with push_back, without waiting.
+    /// Returns how many, and why it stopped: ok (reached `max`), empty, closed, or lagged.
+    /// It stops *before* a lag: the next try_recv/recv reports it with its count and moves
+    /// past it (so a lag is never reported twice nor silently skipped).
     template <class Container>
     DrainResult drain(Container& out, std::size_t max = std::numeric_limits<std::size_t>::max()) {
         DrainResult result;
         while (result.count < max) {
-            RecvResult<T> r = try_recv();
+            RecvResult<T> r = receive_now<false>();
             if (!r) {
                 result.status = r.status();
-                result.lagged = r.lagged_count();
                 return result;
             }
             out.push_back(std::move(*r));
@@ -909,7 +892,29 @@ private:
         m_cursor = cursor.release();
     }
 
-    KVBM_BROADCAST_NOINLINE RecvResult<T> try_recv_slow() {
+    /// try_recv, or (ConsumeLag false) a try_recv that reports a lag without moving past it.
+    template <bool ConsumeLag>
+    RecvResult<T> receive_now() {
+        if constexpr (detail::broadcast_seqlock<T>) {
+            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+            const Slot& slot = m_slots[next & m_mask];
+            const std::uint64_t want = detail::broadcast_published(next);
+            if (KVBM_LIKELY(slot.version.load(std::memory_order_acquire) == want)) {
+                const auto raw = slot.read();
+                // Seqlock validation: if any word we loaded came from a newer write, this
+                // fence makes that write's "being written" mark visible to the load below.
+                std::atomic_thread_fence(std::memory_order_acquire);
+                if (KVBM_LIKELY(slot.version.load(std::memory_order_relaxed) == want)) {
+                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    return RecvResult<T>(detail::BroadcastRawTag{}, raw);
+                }
+            }
+        }
+        return try_recv_slow(ConsumeLag);
+    }
+
+    /// `consume_lag` false: report a lag without moving past it (for drain).
+    KVBM_BROADCAST_NOINLINE RecvResult<T> try_recv_slow(bool consume_lag = true) {
         Channel& c = *m_chan;
         for (;;) {
             const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
@@ -960,7 +965,9 @@ private:
             if (static_cast<std::int64_t>(resume - next) <= 0) {
                 resume = next + 1;  // a sender is overwriting exactly our value right now
             }
-            m_cursor->next.store(resume, std::memory_order_relaxed);
+            if (consume_lag) {
+                m_cursor->next.store(resume, std::memory_order_relaxed);
+            }
             return RecvResult<T>(RecvStatus::lagged, resume - next);
         }
     }
