@@ -236,18 +236,26 @@ TEST_CASE("drain appends ready values and says why it stopped", "[broadcast]") {
         REQUIRE(tx.send(100 + i).ok());
     }
     std::deque<int> more;
-    d = rx.drain(more);
+    d = rx.drain(more);  // stops before the lag, leaving it to be reported
     REQUIRE(d.count == 0);
     REQUIRE(d.status == bc::RecvStatus::lagged);
-    REQUIRE(d.lagged == 4);
+    d = rx.drain(more);  // still there
+    REQUIRE(d.status == bc::RecvStatus::lagged);
+    auto lag = rx.try_recv();
+    REQUIRE(lag.is_lagged());
+    REQUIRE(lag.lagged_count() == 4);
     d = rx.drain(more);
     REQUIRE(d.count == 8);
+    REQUIRE(d.status == bc::RecvStatus::empty);
     REQUIRE(more.front() == 104);
     REQUIRE(more.back() == 111);
     { auto gone = std::move(tx); }
     d = rx.drain(more);
     REQUIRE(d.count == 0);
     REQUIRE(d.status == bc::RecvStatus::closed);
+    const auto [count, status] = rx.drain(more);  // binds as {count, status}
+    REQUIRE(count == 0);
+    REQUIRE(status == bc::RecvStatus::closed);
 }
 
 TEST_CASE("moved-from receivers and assignment", "[broadcast]") {

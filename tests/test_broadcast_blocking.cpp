@@ -117,9 +117,10 @@ TEST_CASE("recv_for times out when nothing comes, and returns what comes in time
     REQUIRE(tx.send(3).ok());
     REQUIRE(*rx.recv_for(0ms) == 3);  // ready values come first, even with no time left
 
+    auto& sender = tx;  // (clang 14 cannot capture structured bindings)
     std::thread later([&] {
         std::this_thread::sleep_for(20ms);
-        (void)tx.send(4);
+        (void)sender.send(4);
     });
     auto in_time = rx.recv_for(std::chrono::seconds(10));
     later.join();
@@ -129,7 +130,7 @@ TEST_CASE("recv_for times out when nothing comes, and returns what comes in time
     // A huge timeout does not overflow the clock: it waits until the value comes.
     std::thread last([&] {
         std::this_thread::sleep_for(10ms);
-        (void)tx.send(5);
+        (void)sender.send(5);
     });
     auto forever = rx.recv_for(std::chrono::hours::max());
     last.join();

@@ -98,12 +98,13 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
                 }
                 if (rng() % 7 == 0) {
                     batch.clear();
+                    // Stops before a lag; the next receive above reports and counts it.
                     const auto d = rx.drain(batch, rng() % 16);
+                    if (d.count != batch.size()) {
+                        ++log.errors;
+                    }
                     for (const auto& v : batch) {
                         log.keys.push_back(v.key());
-                    }
-                    if (d.status == bc::RecvStatus::lagged) {
-                        log.lagged += d.lagged;
                     }
                 }
                 if (rng() % 64 == 0) {
@@ -182,18 +183,21 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
 
 }  // namespace
 
-TEST_CASE("stress: trivially copyable values, lossy", "[broadcast][stress]") {
+TEST_CASE("stress: trivially copyable values", "[broadcast][stress]") {
     for (std::uint64_t seed = 1; seed <= 3; ++seed) {
-        run<Msg>(8, 3, 3, 4000, seed);
+        run<Msg>(8, 3, 3, 10000, seed);  // small ring: lots of lag
+        run<Msg>(256, 3, 3, 10000, seed);  // some lag
+        run<Msg>(1 << 15, 2, 2, 10000, seed);  // no lag
     }
 }
 
-TEST_CASE("stress: one sender (no lock), lossy and lossless", "[broadcast][stress]") {
-    run<Msg>(4, 1, 3, 10000, 7);
-    run<Msg>(1 << 15, 1, 2, 10000, 8);
+TEST_CASE("stress: one sender (no lock)", "[broadcast][stress]") {
+    run<Msg>(4, 1, 3, 50000, 7);
+    run<Msg>(1 << 16, 1, 3, 50000, 8);
 }
 
 TEST_CASE("stress: non-trivially-copyable values", "[broadcast][stress]") {
-    run<BoxedMsg>(8, 3, 3, 1500, 11);
-    run<BoxedMsg>(2, 2, 4, 1500, 12);
+    run<BoxedMsg>(8, 3, 3, 2000, 11);
+    run<BoxedMsg>(2, 2, 4, 2000, 12);
+    run<BoxedMsg>(1 << 13, 2, 3, 2000, 13);
 }

@@ -12,18 +12,27 @@
 ///  - A value is destroyed once every receiver that existed when it was sent has read it (the
 ///    last reader moves it out), when it is overwritten, or when the channel is destroyed.
 ///
-/// Thread safety: every Sender and Receiver member may be used from any thread. A Sender may
-/// be shared by threads (all members are const); a Receiver belongs to one thread at a time.
+/// Thread safety: do not call Sender::send or any Receiver member concurrently on the *same*
+/// object; give each thread its own Sender copy (copies are cheap). Every other Sender member
+/// is const and may be called from any thread. Different handles are independent.
 ///
-/// Design. Senders serialise on one lock word whose uncontended acquire is a single CAS and
-/// whose release is a plain store: receivers may only mark the word "parked" while it is
-/// unlocked, so the word cannot change under a sender and the sender learns from its own
-/// CAS whether anyone sleeps. Receivers never touch the lock to read. For trivially copyable
-/// T each slot is a seqlock (a version word holding the slot's position), so `try_recv` is a
-/// few plain loads; other types keep tokio's scheme: a per-slot mutex and a count of the
-/// receivers that still have to read the value. Parked receivers are woken only when a sender
-/// sees the parked bit (once per idle period, not once per value); no T destructor, no
-/// notification and no user code but T's copy or move constructor runs under a lock.
+/// Design.
+///  - Slots. For a trivially copyable T each slot is a seqlock: a version word holding the
+///    position it was written for, and the value as 64-bit words stored and loaded with
+///    relaxed atomics. try_recv is a few plain loads and a store to the receiver's own
+///    cursor: no lock, no read-modify-write. Other types keep tokio's scheme: a per-slot
+///    mutex and a count of the receivers still to read the value (the last one moves it out).
+///  - Senders. While a channel has a single Sender (the usual producer/consumers case), it
+///    writes with no lock at all: nobody else may write. Several senders serialise on a lock
+///    word whose uncontended acquire is one CAS and whose release is a plain store.
+///  - Sleeping. A receiver that found nothing watches its slot for a few microseconds, then
+///    marks the lock word "parked" and sleeps until the word changes; a sender that sees the
+///    mark wakes the sleepers once (once per idle period, not once per value). Against a
+///    lock-free sender, the mark and the value form a store-load pair: the receiver pays for
+///    it (membarrier on Linux) so that the sender pays only a compiler barrier.
+///  - No T destructor and no notification runs under a lock (tokio deadlocked on exactly
+///    this); the only user code under a slot lock is T's copy or move constructor and the
+///    destruction of a moved-from T.
 #pragma once
 
 #include <kvbm/config.hpp>
@@ -64,6 +73,13 @@
 #else
 #define KVBM_BROADCAST_NOINLINE
 #define KVBM_BROADCAST_INLINE inline
+#endif
+
+// See detail::broadcast_words_of.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
+#if __has_builtin(__builtin_clear_padding)
+#define KVBM_BROADCAST_CLEAR_PADDING 1
+#endif
 #endif
 
 KVBM_NAMESPACE_BEGIN
@@ -294,11 +310,10 @@ private:
 };
 
 /// What Receiver::drain did: how many values it appended and why it stopped (ok when it
-/// reached `max`; otherwise empty, closed or lagged, with the lag count).
+/// reached `max`; otherwise empty, closed, or lagged: then the next receive reports the lag).
 struct [[nodiscard]] DrainResult {
     std::size_t count = 0;
     RecvStatus status = RecvStatus::ok;
-    std::uint64_t lagged = 0;
 };
 
 }  // namespace broadcast
@@ -531,17 +546,13 @@ inline constexpr std::size_t broadcast_slot_align =
 template <class T>
 [[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> broadcast_words_of(const T& value) noexcept {
     std::array<std::uint64_t, broadcast_words<T>> raw{};
-#if defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
-#if __has_builtin(__builtin_clear_padding)
-#define KVBM_BROADCAST_CLEAR_PADDING 1
+#if defined(KVBM_BROADCAST_CLEAR_PADDING)
     alignas(T) std::array<std::uint64_t, broadcast_words<T>> staging{};
     __builtin_clear_padding(::new (static_cast<void*>(staging.data())) T(value));
     for (std::size_t i = 0; i < raw.size(); ++i) {
         raw[i] = staging[i];
     }
-#endif
-#endif
-#ifndef KVBM_BROADCAST_CLEAR_PADDING
+#else
     const auto* bytes = reinterpret_cast<const unsigned char*>(std::addressof(value));
     for (std::size_t i = 0; i < raw.size(); ++i) {
         std::memcpy(&raw[i], bytes + 8 * i, std::min<std::size_t>(8, sizeof(T) - 8 * i));
@@ -594,6 +605,10 @@ struct BroadcastSlot<T, false> {
 /// A channel: the core and its ring of slots.
 template <class T>
 class BroadcastChannel : public BroadcastCore {
+    static_assert(std::is_copy_constructible_v<T>, "every receiver gets its own copy of a value");
+    static_assert(std::is_nothrow_destructible_v<T>, "values are destroyed in noexcept contexts");
+    static_assert(std::is_same_v<T, std::remove_cvref_t<T>>, "a channel carries values, not references");
+
 public:
     using Slot = BroadcastSlot<T>;
 
@@ -621,8 +636,8 @@ public:
 namespace broadcast {
 
 /// The sending half. Copies share the channel; the channel closes when the last copy is
-/// destroyed (receivers then drain and get `closed`). Every member is const and may be
-/// called concurrently from any number of threads.
+/// destroyed (receivers then drain and get `closed`). send() is the one non-const member:
+/// a thread sends through its own copy. The const members may be called from any thread.
 template <class T>
 class Sender {
     using Channel = detail::BroadcastChannel<T>;
@@ -642,9 +657,10 @@ public:
 
     /// Sends `value` to every current receiver without waiting: when the ring is full the
     /// oldest value is overwritten (receivers that had not read it will see `lagged`).
-    /// Fails, handing the value back, when there are no receivers. Never throws for a
-    /// nothrow-movable T; for a non-trivially-copyable T the overwritten value is destroyed
-    /// after the channel lock is released.
+    /// Returns how many receivers will see it, or fails, handing the value back, when there
+    /// are none. Never throws for a nothrow-movable T. A non-trivially-copyable overwritten
+    /// value is destroyed after the locks are released. Not to be called concurrently on
+    /// one Sender object (that is what copies are for).
     KVBM_BROADCAST_INLINE SendResult<T> send(T value) noexcept(std::is_nothrow_move_constructible_v<T>) {
         Channel& c = *m_chan;
         if constexpr (detail::broadcast_seqlock<T>) {
@@ -723,8 +739,8 @@ private:
 
     explicit Sender(Channel* chan) noexcept : m_chan(chan) {}
 
-    // Several senders: serialise on the lock. Out of line so the sole-sender path inlines.
-    // Only the words travel (not `value`), so the caller need not keep the value in memory.
+    // Several senders: serialise on the lock word. Takes the words, not the value, so the
+    // value never has to exist in memory (see broadcast_words_of).
     using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
 
     KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
@@ -797,24 +813,7 @@ public:
     /// The next value if one is ready; otherwise lagged, closed or empty. Never waits.
     /// For a non-trivially-copyable T the value is copied (moved when this is its last
     /// reader); if that copy throws, the value counts as read.
-    RecvResult<T> try_recv() {
-        if constexpr (detail::broadcast_seqlock<T>) {
-            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
-            const Slot& slot = m_slots[next & m_mask];
-            const std::uint64_t want = detail::broadcast_published(next);
-            if (KVBM_LIKELY(slot.version.load(std::memory_order_acquire) == want)) {
-                const auto raw = slot.read();
-                // Seqlock validation: if any word we loaded came from a newer write, this
-                // fence makes that write's "being written" mark visible to the load below.
-                std::atomic_thread_fence(std::memory_order_acquire);
-                if (KVBM_LIKELY(slot.version.load(std::memory_order_relaxed) == want)) {
-                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
-                    return RecvResult<T>(detail::BroadcastRawTag{}, raw);
-                }
-            }
-        }
-        return try_recv_slow();
-    }
+    RecvResult<T> try_recv() { return receive_now<true>(); }
 
     /// Waits for the next value (or lagged, or closed).
     RecvResult<T> recv() {
@@ -851,16 +850,17 @@ public:
         return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); }, RecvStatus::stopped);
     }
 
-    /// Appends every ready value (at most `max`) to `out` with push_back. Stops at the first
-    /// empty, closed or lagged outcome and reports it (after a lag, call again to go on).
+    /// Appends every ready value (at most `max`) to `out` with push_back, without waiting.
+    /// Returns how many, and why it stopped: ok (reached `max`), empty, closed, or lagged.
+    /// It stops *before* a lag: the next try_recv/recv reports it with its count and moves
+    /// past it (so a lag is never reported twice nor silently skipped).
     template <class Container>
     DrainResult drain(Container& out, std::size_t max = std::numeric_limits<std::size_t>::max()) {
         DrainResult result;
         while (result.count < max) {
-            RecvResult<T> r = try_recv();
+            RecvResult<T> r = receive_now<false>();
             if (!r) {
                 result.status = r.status();
-                result.lagged = r.lagged_count();
                 return result;
             }
             out.push_back(std::move(*r));
@@ -909,7 +909,29 @@ private:
         m_cursor = cursor.release();
     }
 
-    KVBM_BROADCAST_NOINLINE RecvResult<T> try_recv_slow() {
+    /// try_recv, or (ConsumeLag false) a try_recv that reports a lag without moving past it.
+    template <bool ConsumeLag>
+    RecvResult<T> receive_now() {
+        if constexpr (detail::broadcast_seqlock<T>) {
+            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+            const Slot& slot = m_slots[next & m_mask];
+            const std::uint64_t want = detail::broadcast_published(next);
+            if (KVBM_LIKELY(slot.version.load(std::memory_order_acquire) == want)) {
+                const auto raw = slot.read();
+                // Seqlock validation: if any word we loaded came from a newer write, this
+                // fence makes that write's "being written" mark visible to the load below.
+                std::atomic_thread_fence(std::memory_order_acquire);
+                if (KVBM_LIKELY(slot.version.load(std::memory_order_relaxed) == want)) {
+                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    return RecvResult<T>(detail::BroadcastRawTag{}, raw);
+                }
+            }
+        }
+        return try_recv_slow(ConsumeLag);
+    }
+
+    /// `consume_lag` false: report a lag without moving past it (for drain).
+    KVBM_BROADCAST_NOINLINE RecvResult<T> try_recv_slow(bool consume_lag = true) {
         Channel& c = *m_chan;
         for (;;) {
             const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
@@ -960,7 +982,9 @@ private:
             if (static_cast<std::int64_t>(resume - next) <= 0) {
                 resume = next + 1;  // a sender is overwriting exactly our value right now
             }
-            m_cursor->next.store(resume, std::memory_order_relaxed);
+            if (consume_lag) {
+                m_cursor->next.store(resume, std::memory_order_relaxed);
+            }
             return RecvResult<T>(RecvStatus::lagged, resume - next);
         }
     }
