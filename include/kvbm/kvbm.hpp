@@ -5,13 +5,18 @@
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq).
 #pragma once
 
+#include <kvbm/batcher.hpp>
 #include <kvbm/broadcast.hpp>
 #include <kvbm/config.hpp>
+#include <kvbm/decode_result.hpp>
 #include <kvbm/events.hpp>
+#include <kvbm/events_publisher.hpp>
 #include <kvbm/hash.hpp>
-#include <kvbm/release.hpp>
 #include <kvbm/index.hpp>
-#include <kvbm/uint128.hpp>
+#include <kvbm/manager.hpp>
+#include <kvbm/msgpack.hpp>
 #include <kvbm/policy.hpp>
+#include <kvbm/publisher.hpp>
 #include <kvbm/registry.hpp>
-#include <kvbm/batcher.hpp>
+#include <kvbm/release.hpp>
+#include <kvbm/uint128.hpp>

@@ -1,0 +1,413 @@
+// kvbm-demo: the whole path from "block registered" to "router knows which worker holds
+// it", checked as it runs.
+//
+//   kvbm-demo [all] [options]   hub and W workers in one process, over ZeroMQ on loopback
+//   kvbm-demo hub [--bind tcp://*:5557] [--query-bind tcp://*:5558] [--duration S]
+//   kvbm-demo worker --hub tcp://HOST:5557 [--query tcp://HOST:5558] [options]
+//
+// Workers are KV cache managers (block budget, LRU eviction) serving chat traffic whose
+// prompts share prefixes; each publishes its block events through kvbm's pipeline to the
+// hub. A router asks the hub, for each request, which worker holds the deepest prefix and
+// routes there. At quiescent points the hub's view is compared with the union of the
+// workers' registries; after a graceful stop the hub must be empty and every published
+// batch applied. The last line printed is one JSON object; the exit code is 1 when a check
+// failed.
+#include "hub_service.hpp"
+#include "worker.hpp"
+#include "workload.hpp"
+
+#include <kvbm/tokens.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kvbm_demo {
+namespace {
+
+struct Options {
+    std::string mode = "all";
+    std::size_t workers = 4;
+    std::size_t requests = 20000;
+    std::size_t block_size = 16;
+    std::size_t budget = 4096;
+    std::size_t users = 96;
+    std::size_t system_prompts = 6;
+    std::size_t max_seq_len = 8192;
+    std::size_t check_every = 5000;
+    std::uint64_t seed = 42;
+    std::string bind = "tcp://*:5557";
+    std::string query_bind;  // default: the --bind port + 1
+    std::string hub;         // worker mode: the hub's event endpoint
+    std::string query;       // worker mode: the hub's query endpoint (default: port + 1)
+    double duration = 0;     // hub mode: seconds (0: until SIGINT/SIGTERM)
+};
+
+constexpr const char* usage = R"(usage:
+  kvbm-demo [all] [--workers N] [--requests N] [--block-size N] [--budget BLOCKS] [--users N]
+                  [--system-prompts N] [--max-seq-len TOKENS] [--check-every N] [--seed S]
+  kvbm-demo hub [--bind tcp://*:5557] [--query-bind tcp://*:5558] [--duration SECONDS]
+  kvbm-demo worker --hub tcp://HOST:5557 [--query tcp://HOST:5558] [workload options as for all]
+)";
+
+/// "tcp://host:5557" -> "tcp://host:5558".
+std::string next_port(const std::string& endpoint) {
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos || endpoint.compare(0, 6, "tcp://") != 0) {
+        throw std::invalid_argument("cannot derive a query endpoint from " + endpoint + ": give it explicitly");
+    }
+    return endpoint.substr(0, colon + 1) + std::to_string(std::stoul(endpoint.substr(colon + 1)) + 1);
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    int i = 1;
+    if (i < argc && argv[i][0] != '-') {
+        o.mode = argv[i++];
+        if (o.mode != "all" && o.mode != "hub" && o.mode != "worker") {
+            throw std::invalid_argument("unknown mode " + o.mode);
+        }
+    }
+    const auto number = [](const std::string& name, const std::string& v) -> std::size_t {
+        std::size_t pos = 0;
+        const auto n = std::stoull(v, &pos);
+        if (pos != v.size()) {
+            throw std::invalid_argument(name + " needs a number, got " + v);
+        }
+        return n;
+    };
+    for (; i < argc; i += 2) {
+        const std::string name = argv[i];
+        if (name == "--help" || name == "-h") {
+            std::fputs(usage, stdout);
+            std::exit(0);
+        }
+        if (i + 1 >= argc) {
+            throw std::invalid_argument(name + " needs a value");
+        }
+        const std::string v = argv[i + 1];
+        if (name == "--workers") o.workers = number(name, v);
+        else if (name == "--requests") o.requests = number(name, v);
+        else if (name == "--block-size") o.block_size = number(name, v);
+        else if (name == "--budget") o.budget = number(name, v);
+        else if (name == "--users") o.users = number(name, v);
+        else if (name == "--system-prompts") o.system_prompts = number(name, v);
+        else if (name == "--max-seq-len") o.max_seq_len = number(name, v);
+        else if (name == "--check-every") o.check_every = number(name, v);
+        else if (name == "--seed") o.seed = number(name, v);
+        else if (name == "--bind") o.bind = v;
+        else if (name == "--query-bind") o.query_bind = v;
+        else if (name == "--hub") o.hub = v;
+        else if (name == "--query") o.query = v;
+        else if (name == "--duration") o.duration = std::stod(v);
+        else throw std::invalid_argument("unknown option " + name);
+    }
+    if (o.workers == 0 || o.block_size == 0 || o.users == 0 || o.system_prompts == 0 || o.check_every == 0) {
+        throw std::invalid_argument("--workers, --block-size, --users, --system-prompts and --check-every must be positive");
+    }
+    if (o.max_seq_len % o.block_size != 0) {
+        throw std::invalid_argument("--max-seq-len must be a multiple of --block-size");
+    }
+    if (o.budget < o.max_seq_len / o.block_size) {
+        throw std::invalid_argument("--budget must hold at least one full sequence (max-seq-len / block-size blocks)");
+    }
+    if (o.mode == "worker" && o.hub.empty()) {
+        throw std::invalid_argument("worker mode needs --hub tcp://HOST:PORT");
+    }
+    return o;
+}
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) { g_interrupted.store(true); }
+
+/// A random 128-bit id, like the UUIDs Dynamo gives instances.
+kvbm::InstanceId random_instance_id() {
+    std::random_device rd;
+    const std::uint64_t hi = (std::uint64_t{rd()} << 32) | rd();
+    const std::uint64_t lo = (std::uint64_t{rd()} << 32) | rd();
+    return kvbm::InstanceId::from_parts(hi, lo);
+}
+
+std::vector<Hash> plhs(const std::vector<kvbm::Token>& tokens, std::size_t block_size) {
+    const auto seq = kvbm::TokenBlockSequence::from_slice(tokens, block_size);
+    std::vector<Hash> out;
+    out.reserve(seq.blocks().size());
+    for (const auto& b : seq.blocks()) {
+        out.push_back(b.plh);
+    }
+    return out;
+}
+
+struct Totals {
+    std::uint64_t prompt_blocks = 0;
+    std::uint64_t predicted_hits = 0;  // blocks the hub said the chosen worker holds
+    std::uint64_t actual_hits = 0;     // blocks the chosen worker really had cached
+    std::uint64_t checks = 0;
+    std::uint64_t mismatches = 0;
+    std::uint64_t unsettled = 0;  // checks where the pipeline did not drain in time
+};
+
+/// Waits until every worker's events are published and applied by the hub, then compares
+/// the hub's view with each worker's registry. Returns the number of differences.
+std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient& hub, Totals& totals) {
+    ++totals.checks;
+    bool settled = true;
+    for (auto& w : workers) {
+        settled = w->wait_published(std::chrono::seconds(10)) && settled;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (true) {
+        const auto stats = hub.stats();
+        bool applied = true;
+        for (auto& w : workers) {
+            const auto it = stats.applied_by_instance.find(w->id());
+            const std::uint64_t got = it == stats.applied_by_instance.end() ? 0 : it->second;
+            applied = applied && got >= w->metrics().batches_published;
+        }
+        if (applied) {
+            break;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            settled = false;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    totals.unsettled += settled ? 0 : 1;
+    std::uint64_t diff = 0;
+    for (auto& w : workers) {
+        const auto at_hub = hub.holdings(w->id());
+        const auto local = w->registered_hashes();
+        const std::set<Hash> a(at_hub.begin(), at_hub.end());
+        const std::set<Hash> b(local.begin(), local.end());
+        for (const auto& h : a) {
+            diff += b.contains(h) ? 0U : 1U;
+        }
+        for (const auto& h : b) {
+            diff += a.contains(h) ? 0U : 1U;
+        }
+    }
+    totals.mismatches += diff;
+    return diff;
+}
+
+/// Workers and router against a hub at `events_ep` / `query_ep`. Returns the exit code.
+int run_workers(const Options& o, const std::string& events_ep, const std::string& query_ep, bool own_hub) {
+    HubClient hub(query_ep);
+    std::vector<std::unique_ptr<SimWorker>> workers;
+    std::map<kvbm::InstanceId, std::size_t> by_id;
+    for (std::size_t i = 0; i < o.workers; ++i) {
+        workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), events_ep, WorkerConfig{o.budget}));
+        by_id[workers.back()->id()] = i;
+    }
+    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s\n",
+                o.workers, o.budget, o.requests, o.block_size, events_ep.c_str());
+    Workload workload({o.system_prompts, o.users, o.max_seq_len, o.seed});
+    Totals totals;
+    const auto t0 = std::chrono::steady_clock::now();
+    double busy_seconds = 0;  // the request loop, without the pauses for checks
+    auto loop_start = t0;
+    for (std::size_t r = 0; r < o.requests; ++r) {
+        const Request req = workload.next();
+        const auto prompt = plhs(req.prompt, o.block_size);
+        const auto match = hub.query(prompt);
+        // Deepest prefix first, load second: among our workers holding the deepest match,
+        // the least busy; none, or all of them far busier than the idlest: the idlest.
+        std::size_t idlest = 0;
+        for (std::size_t i = 1; i < workers.size(); ++i) {
+            idlest = workers[i]->served() < workers[idlest]->served() ? i : idlest;
+        }
+        std::size_t chosen = idlest;
+        std::uint64_t predicted = 0;
+        if (match) {
+            std::optional<std::size_t> best;
+            for (const auto& id : match->holders) {
+                if (auto it = by_id.find(id); it != by_id.end()) {
+                    if (!best || workers[it->second]->served() < workers[*best]->served()) {
+                        best = it->second;
+                    }
+                }
+            }
+            const std::uint64_t slack = 16 + workers[idlest]->served() / 4;
+            if (best && workers[*best]->served() <= workers[idlest]->served() + slack) {
+                chosen = *best;
+                predicted = match->position + 1;
+            }
+        }
+        const auto full = plhs(workload.reply(req.user), o.block_size);
+        const auto served = workers[chosen]->serve(full, prompt.size());
+        totals.prompt_blocks += prompt.size();
+        totals.predicted_hits += predicted;
+        totals.actual_hits += served.cached_prefix;
+        if ((r + 1) % o.check_every == 0 || r + 1 == o.requests) {
+            busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
+            const auto diff = check(workers, hub, totals);
+            const auto stats = hub.stats();
+            std::uint64_t events = 0;
+            for (auto& w : workers) {
+                events += w->creates() + w->removes();
+            }
+            std::printf("[%6zu/%zu] %8.0f req/s  events %8llu  hub entries %6llu  router hit %5.1f%%  "
+                        "check: %llu mismatches\n",
+                        r + 1, o.requests, static_cast<double>(r + 1) / busy_seconds,
+                        static_cast<unsigned long long>(events), static_cast<unsigned long long>(stats.entries),
+                        100.0 * static_cast<double>(totals.predicted_hits) / static_cast<double>(totals.prompt_blocks),
+                        static_cast<unsigned long long>(diff));
+            std::fflush(stdout);
+            loop_start = std::chrono::steady_clock::now();
+        }
+    }
+
+    // Graceful stop: each publisher sends its pending batch, then Shutdown, then flushes.
+    std::uint64_t created = 0, removed = 0, batches = 0, bytes = 0, publish_errors = 0, lag = 0, dropped = 0,
+                  recoveries = 0;
+    bool stopped = true;
+    for (auto& w : workers) {
+        stopped = w->stop() && stopped;
+    }
+    for (auto& w : workers) {
+        const auto m = w->metrics();
+        created += w->creates();
+        removed += w->removes();
+        batches += m.batches_published;
+        bytes += m.bytes_published;
+        publish_errors += m.publish_errors;
+        lag += m.lag_events;
+        recoveries += m.recoveries;
+        dropped += w->transport_dropped();
+    }
+    // Every published batch (Shutdown included) must reach the hub: wait, bounded, then count.
+    std::uint64_t lost = 0;
+    HubStats final_stats;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (true) {
+        final_stats = hub.stats();
+        lost = 0;
+        for (auto& w : workers) {
+            const auto it = final_stats.applied_by_instance.find(w->id());
+            const std::uint64_t applied = it == final_stats.applied_by_instance.end() ? 0 : it->second;
+            const std::uint64_t published = w->metrics().batches_published;
+            lost += published > applied ? published - applied : 0;
+        }
+        if (lost == 0 || std::chrono::steady_clock::now() > deadline) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double events_per_s = static_cast<double>(created + removed) / busy_seconds;
+    const double hit = static_cast<double>(totals.predicted_hits) / static_cast<double>(std::max<std::uint64_t>(1, totals.prompt_blocks));
+    const double actual = static_cast<double>(totals.actual_hits) / static_cast<double>(std::max<std::uint64_t>(1, totals.prompt_blocks));
+
+    std::printf("\nsummary\n");
+    std::printf("  events   %llu created, %llu removed, in %llu batches (%.1f MB of MessagePack), %.0f events/s\n",
+                static_cast<unsigned long long>(created), static_cast<unsigned long long>(removed),
+                static_cast<unsigned long long>(batches), static_cast<double>(bytes) / 1e6, events_per_s);
+    std::printf("  router   the hub predicted %.1f%% of prompt blocks cached at the chosen worker; %.1f%% were\n",
+                100 * hit, 100 * actual);
+    std::printf("  checks   %llu quiescent checks, %llu hub/registry mismatches, %llu unsettled\n",
+                static_cast<unsigned long long>(totals.checks), static_cast<unsigned long long>(totals.mismatches),
+                static_cast<unsigned long long>(totals.unsettled));
+    std::printf("  stop     %s; hub holds %llu entries after it; %llu published batches not applied; "
+                "%llu publish errors, %llu dropped by ZeroMQ\n",
+                stopped ? "graceful" : "TIMED OUT", static_cast<unsigned long long>(final_stats.entries),
+                static_cast<unsigned long long>(lost), static_cast<unsigned long long>(publish_errors),
+                static_cast<unsigned long long>(dropped));
+    std::printf("  lag      publishers fell behind their channel %llu times, missing %llu events; each time\n"
+                "           they re-announced the live registrations (Shutdown, then Creates), so the hub\n"
+                "           stayed right\n",
+                static_cast<unsigned long long>(recoveries), static_cast<unsigned long long>(lag));
+    if (!own_hub) {
+        std::printf("  note     hub_entries_final counts the whole hub, other worker processes included\n");
+    }
+    const nlohmann::json result = {
+        {"workers", o.workers},
+        {"requests", o.requests},
+        {"events_created", created},
+        {"events_removed", removed},
+        {"batches", batches},
+        {"bytes", bytes},
+        {"events_per_s", std::round(events_per_s)},
+        {"router_hit_rate", std::round(hit * 10000) / 10000},
+        {"cache_hit_rate", std::round(actual * 10000) / 10000},
+        {"hub_entries_final", final_stats.entries},
+        {"mismatches", totals.mismatches},
+        {"lost", lost},
+        {"unsettled_checks", totals.unsettled},
+        {"publish_errors", publish_errors},
+        {"zmq_dropped", dropped},
+        {"lag_events", lag},
+        {"lag_recoveries", recoveries},
+        {"hub_rejected", final_stats.rejected},
+        {"seconds", std::round(seconds * 100) / 100},
+    };
+    std::cout << result.dump() << std::endl;
+    const bool ok = stopped && totals.mismatches == 0 && lost == 0 && totals.unsettled == 0 &&
+                    publish_errors == 0 && dropped == 0 && final_stats.rejected == 0 &&
+                    (!own_hub || final_stats.entries == 0);
+    return ok ? 0 : 1;
+}
+
+int run_hub(const Options& o) {
+    const std::string query_bind = o.query_bind.empty() ? next_port(o.bind) : o.query_bind;
+    DemoHub hub(o.max_seq_len, o.block_size, o.bind, query_bind);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::printf("kvbm-demo hub: events %s, queries %s\n", hub.events_endpoint().c_str(), hub.query_endpoint().c_str());
+    std::fflush(stdout);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto last_print = t0;
+    while (!g_interrupted.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        const auto now = std::chrono::steady_clock::now();
+        if (o.duration > 0 && std::chrono::duration<double>(now - t0).count() >= o.duration) {
+            break;
+        }
+        if (now - last_print >= std::chrono::seconds(1)) {
+            last_print = now;
+            const auto s = hub.stats();
+            std::printf("hub: %llu batches, %llu events applied, %llu entries, %llu rejected, %zu instances seen\n",
+                        static_cast<unsigned long long>(s.batches_applied),
+                        static_cast<unsigned long long>(s.events_applied), static_cast<unsigned long long>(s.entries),
+                        static_cast<unsigned long long>(s.rejected), s.applied_by_instance.size());
+            std::fflush(stdout);
+        }
+    }
+    std::cout << DemoHub::to_json(hub.stats()).dump() << std::endl;
+    return 0;
+}
+
+}  // namespace
+}  // namespace kvbm_demo
+
+int main(int argc, char** argv) {
+    using namespace kvbm_demo;
+    try {
+        const Options o = parse(argc, argv);
+        if (o.mode == "hub") {
+            return run_hub(o);
+        }
+        if (o.mode == "worker") {
+            return run_workers(o, o.hub, o.query.empty() ? next_port(o.hub) : o.query, false);
+        }
+        DemoHub hub(o.max_seq_len, o.block_size, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+        return run_workers(o, hub.events_endpoint(), hub.query_endpoint(), true);
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << '\n';
+        return 2;
+    }
+}
