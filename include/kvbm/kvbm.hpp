@@ -6,6 +6,8 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/decode_result.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
+#include <kvbm/msgpack.hpp>
 #include <kvbm/uint128.hpp>
