@@ -45,7 +45,8 @@
 
 #include <nlohmann/json.hpp>
 
-// x86-64 always has SSE2: the number writer converts 16 digits at a time with it.
+// x86-64 always has SSE2: the number writer converts 16 digits at a time with it
+// (define KVBM_NO_SIMD for the portable code everywhere).
 #if defined(__SSE2__) && !defined(KVBM_NO_SIMD)
 #define KVBM_JSON_SSE2 1
 #include <emmintrin.h>
@@ -1628,6 +1629,35 @@ private:
     std::string m_error;
 };
 
+/// Dispatch of kvbm::json::Flavored's ADL functions on the wrapped type.
+template <JsonFlavor F, class J, class T>
+void put_any(J& j, const T& v) {
+    if constexpr (std::is_same_v<T, Uint128>) {
+        put_u128(j, v);
+    } else if constexpr (WireSequenceHash<T>) {
+        put_hash<F>(j, v.raw());
+    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
+        put_event<F>(j, v);
+    } else if constexpr (requires { v.hashes; }) {
+        put_events<F>(j, v);
+    } else {
+        put_batch<F>(j, v);
+    }
+}
+template <JsonFlavor F, class J, class T>
+void get_any(const J& j, T& v) {
+    if constexpr (std::is_same_v<T, Uint128>) {
+        v = get_u128(j, "value");
+    } else if constexpr (WireSequenceHash<T>) {
+        v = T::from_raw(get_hash<F>(j, "hash"));
+    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
+        get_event<F>(j, v);
+    } else if constexpr (requires { v.hashes; }) {
+        get_events<F>(j, v);
+    } else {
+        get_batch<F>(j, v);
+    }
+}
 }  // namespace detail::js
 
 namespace json {
@@ -1720,46 +1750,16 @@ template <JsonFlavor F, class T>
     return {value};
 }
 
-namespace detail_adl {
-template <JsonFlavor F, class J, class T>
-void put_any(J& j, const T& v) {
-    if constexpr (std::is_same_v<T, Uint128>) {
-        kvbm::detail::js::put_u128(j, v);
-    } else if constexpr (WireSequenceHash<T>) {
-        kvbm::detail::js::put_hash<F>(j, v.raw());
-    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
-        kvbm::detail::js::put_event<F>(j, v);
-    } else if constexpr (requires { v.hashes; }) {
-        kvbm::detail::js::put_events<F>(j, v);
-    } else {
-        kvbm::detail::js::put_batch<F>(j, v);
-    }
-}
-template <JsonFlavor F, class J, class T>
-void get_any(const J& j, T& v) {
-    if constexpr (std::is_same_v<T, Uint128>) {
-        v = kvbm::detail::js::get_u128(j, "value");
-    } else if constexpr (WireSequenceHash<T>) {
-        v = T::from_raw(kvbm::detail::js::get_hash<F>(j, "hash"));
-    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
-        kvbm::detail::js::get_event<F>(j, v);
-    } else if constexpr (requires { v.hashes; }) {
-        kvbm::detail::js::get_events<F>(j, v);
-    } else {
-        kvbm::detail::js::get_batch<F>(j, v);
-    }
-}
-}  // namespace detail_adl
 
 template <detail::js::BasicJson J, class T, JsonFlavor F>
 void to_json(J& j, const Flavored<T, F>& f) {
-    detail_adl::put_any<F>(j, static_cast<const std::remove_cvref_t<T>&>(f.value));
+    detail::js::put_any<F>(j, static_cast<const std::remove_cvref_t<T>&>(f.value));
 }
 
 template <detail::js::BasicJson J, class T, JsonFlavor F>
     requires(!std::is_reference_v<T>)
 void from_json(const J& j, Flavored<T, F>& f) {
-    detail_adl::get_any<F>(j, f.value);
+    detail::js::get_any<F>(j, f.value);
 }
 
 }  // namespace json

@@ -47,7 +47,8 @@
 #include <vector>
 
 // x86 with GCC or Clang: the hash loop of the encoder byte-swaps 16 bytes at a time with
-// SSSE3's pshufb, chosen at run time unless the target already guarantees SSSE3.
+// SSSE3's pshufb, chosen at run time unless the target already guarantees SSSE3 (define
+// KVBM_NO_SIMD for the portable loop everywhere).
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(KVBM_NO_SIMD)
 #define KVBM_MSGPACK_SSSE3 1
