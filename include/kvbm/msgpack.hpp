@@ -20,6 +20,10 @@
 /// by the bytes actually present, so a header claiming 4 billion elements fails at the end of
 /// the input without allocating for them; memory stays proportional to the input size.
 ///
+/// Hashes follow the kvbm 1.2 decoder (a u128 newtype: exactly `c4 10` + 16 bytes) whatever H
+/// is; a kvbm 1.3+ Rust decoder (serde bytes) would also take bin16/bin32 or an array of 16
+/// integers there, which no encoder sends: this decoder is stricter on purpose.
+///
 /// Trailing bytes: like the reference, the decoders ignore bytes after the message by default
 /// (DecodeOptions::trailing_bytes); TrailingBytes::reject makes that an error.
 ///
