@@ -11,15 +11,38 @@
 #include <cstdlib>
 #include <new>
 
+// Under AddressSanitizer, which owns operator new, allocations are watched through its hooks.
+#if defined(__SANITIZE_ADDRESS__)
+#define KVBM_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KVBM_TEST_ASAN 1
+#endif
+#endif
+#if KVBM_TEST_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
 namespace {
 std::atomic<std::size_t> g_largest{0};
 std::atomic<bool> g_watch{false};
-}  // namespace
 
-void* operator new(std::size_t n) {
+void record(std::size_t n) {
     if (g_watch.load(std::memory_order_relaxed) && n > g_largest.load(std::memory_order_relaxed)) {
         g_largest.store(n, std::memory_order_relaxed);
     }
+}
+}  // namespace
+
+#if KVBM_TEST_ASAN
+namespace {
+void on_malloc(const volatile void*, std::size_t n) { record(n); }
+void on_free(const volatile void*) {}
+const int hooks_installed = __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
+}  // namespace
+#else
+void* operator new(std::size_t n) {
+    record(n);
     if (void* p = std::malloc(n == 0 ? 1 : n)) {
         return p;
     }
@@ -27,6 +50,7 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace {
 /// The largest single allocation made while decoding `hex_bytes` (which must be rejected).
@@ -72,6 +96,9 @@ TEST_CASE("headers claiming billions of elements fail without allocating for the
 }
 
 TEST_CASE("a valid message allocates only what its hashes need") {
+#if KVBM_TEST_ASAN
+    REQUIRE(hooks_installed != 0);
+#endif
     kvbm_test::Batch b{kvbm::KvCacheEvents<>::create(std::vector<kvbm::PositionalLineageHash>(1000)), 1U};
     const auto bytes = kvbm::msgpack::encode(b);
     g_largest = 0;

@@ -45,6 +45,13 @@
 
 #include <nlohmann/json.hpp>
 
+// x86-64 always has SSE2: the number writer converts 16 digits at a time with it
+// (define KVBM_NO_SIMD for the portable code everywhere).
+#if defined(__SSE2__) && !defined(KVBM_NO_SIMD)
+#define KVBM_JSON_SSE2 1
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -133,28 +140,37 @@ inline constexpr bool little_endian = std::endian::native == std::endian::little
 
 inline void store8(char* p, std::uint64_t v) noexcept { std::memcpy(p, &v, 8); }
 
+/// "00" .. "99".
+[[nodiscard]] constexpr std::array<char, 200> make_two_digits() noexcept {
+    std::array<char, 200> t{};
+    for (unsigned i = 0; i < 100; ++i) {
+        t[2 * i] = static_cast<char>('0' + i / 10);
+        t[2 * i + 1] = static_cast<char>('0' + i % 10);
+    }
+    return t;
+}
+inline constexpr std::array<char, 200> two_digits = make_two_digits();
+
+/// Number of decimal digits of x < 10^8 (1 for 0). Comparisons rather than the converted
+/// digits, so that where the next number starts does not wait for this one's conversion:
+/// the writer stays throughput-bound instead of latency-bound.
+[[nodiscard]] constexpr unsigned count_digits_below_1e8(std::uint32_t x) noexcept {
+    return 1U + (x >= 10U) + (x >= 100U) + (x >= 1000U) + (x >= 10000U) + (x >= 100000U) + (x >= 1000000U) +
+           (x >= 10000000U);
+}
+
 /// Writes x < 10^8 without leading zeros; may write up to 8 bytes from p.
 inline char* write_below_1e8(char* p, std::uint32_t x) noexcept {
+    const unsigned n = count_digits_below_1e8(x);
     if constexpr (little_endian) {
-        if (x == 0) {
-            *p = '0';
-            return p + 1;
-        }
-        const std::uint64_t d = digits8(x);
-        const unsigned zeros = static_cast<unsigned>(std::countr_zero(d - 0x3030'3030'3030'3030ULL)) / 8;
-        store8(p, d >> (8 * zeros));
-        return p + 8 - zeros;
+        store8(p, digits8(x) >> (8 * (8 - n)));
     } else {
-        char buf[8];
-        char* q = buf + 8;
-        do {
-            *--q = static_cast<char>('0' + x % 10);
+        for (unsigned i = n; i-- > 0;) {
+            p[i] = static_cast<char>('0' + x % 10);
             x /= 10;
-        } while (x != 0);
-        const auto n = static_cast<std::size_t>(buf + 8 - q);
-        std::memcpy(p, q, n);
-        return p + n;
+        }
     }
+    return p + n;
 }
 
 /// Writes exactly 8 digits of x < 10^8.
@@ -170,15 +186,60 @@ inline char* write_8(char* p, std::uint32_t x) noexcept {
     return p + 8;
 }
 
-/// Writes exactly 19 digits of x < 10^19; may write up to 8 bytes past the returned end.
+#if KVBM_JSON_SSE2
+/// The 8 decimal digits of x < 10^8 as eight 16-bit lanes, most significant first: x / 10^4
+/// and x % 10^4 by a multiply-shift, then each half divided by 10^3..10^0 at once with
+/// multiply-high by fixed-point reciprocals (exact for every x < 10^8, checked exhaustively).
+[[nodiscard]] inline __m128i digit_lanes_8(std::uint32_t x) noexcept {
+    const __m128i v = _mm_cvtsi32_si128(static_cast<int>(x));
+    const __m128i abcd = _mm_srli_epi64(_mm_mul_epu32(v, _mm_set1_epi32(static_cast<int>(0xd1b71759U))), 45);
+    const __m128i efgh = _mm_sub_epi32(v, _mm_mul_epu32(abcd, _mm_set1_epi32(10000)));
+    const __m128i halves = _mm_slli_epi64(_mm_unpacklo_epi16(abcd, efgh), 2);  // [4*abcd, 4*efgh]
+    const __m128i spread = _mm_unpacklo_epi32(_mm_unpacklo_epi16(halves, halves), _mm_unpacklo_epi16(halves, halves));
+    const __m128i q1 = _mm_mulhi_epu16(spread, _mm_setr_epi16(8389, 5243, 13108, -32768, 8389, 5243, 13108, -32768));
+    const __m128i prefixes = _mm_mulhi_epu16(q1, _mm_setr_epi16(1 << 7, 1 << 11, 1 << 13, -32768, 1 << 7, 1 << 11,
+                                                                1 << 13, -32768));  // a, ab, abc, abcd, e, ...
+    const __m128i tens = _mm_slli_epi64(_mm_mullo_epi16(prefixes, _mm_set1_epi16(10)), 16);
+    return _mm_sub_epi16(prefixes, tens);  // a, b, c, d, e, f, g, h
+}
+#endif
+
+/// Writes exactly 16 digits of x < 10^16.
+inline char* write_16(char* p, std::uint64_t x) noexcept {
+    const auto hi = static_cast<std::uint32_t>(x / 100'000'000);
+    const auto lo = static_cast<std::uint32_t>(x % 100'000'000);
+#if KVBM_JSON_SSE2
+    const __m128i digits = _mm_packus_epi16(digit_lanes_8(hi), digit_lanes_8(lo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_add_epi8(digits, _mm_set1_epi8('0')));
+    return p + 16;
+#else
+    return write_8(write_8(p, hi), lo);
+#endif
+}
+
+/// Writes x < 10^4 without leading zeros; may write up to 4 bytes from p.
+inline char* write_below_1e4(char* p, std::uint32_t x) noexcept {
+    const unsigned n = 1U + (x >= 10U) + (x >= 100U) + (x >= 1000U);
+    char buf[4];
+    std::memcpy(buf, &two_digits[2 * (x / 100)], 2);
+    std::memcpy(buf + 2, &two_digits[2 * (x % 100)], 2);
+    if constexpr (little_endian) {  // one 4-byte store, the leading zeros shifted out
+        std::uint32_t word;
+        std::memcpy(&word, buf, 4);
+        word >>= 8 * (4 - n);
+        std::memcpy(p, &word, 4);
+    } else {
+        std::memcpy(p, buf + 4 - n, n);
+    }
+    return p + n;
+}
+
+/// Writes exactly 19 digits of x < 10^19.
 inline char* write_19(char* p, std::uint64_t x) noexcept {
     const auto top = static_cast<std::uint32_t>(x / 10'000'000'000'000'000ULL);  // 3 digits
-    const std::uint64_t rest = x % 10'000'000'000'000'000ULL;
     p[0] = static_cast<char>('0' + top / 100);
-    p[1] = static_cast<char>('0' + top / 10 % 10);
-    p[2] = static_cast<char>('0' + top % 10);
-    p = write_8(p + 3, static_cast<std::uint32_t>(rest / 100'000'000));
-    return write_8(p, static_cast<std::uint32_t>(rest % 100'000'000));
+    std::memcpy(p + 1, &two_digits[2 * (top % 100)], 2);
+    return write_16(p + 3, x % 10'000'000'000'000'000ULL);
 }
 
 /// Writes x without leading zeros; may write up to 8 bytes past the returned end.
@@ -190,10 +251,8 @@ inline char* write_u64(char* p, std::uint64_t x) noexcept {
         p = write_below_1e8(p, static_cast<std::uint32_t>(x / 100'000'000));
         return write_8(p, static_cast<std::uint32_t>(x % 100'000'000));
     }
-    p = write_below_1e8(p, static_cast<std::uint32_t>(x / 10'000'000'000'000'000ULL));
-    const std::uint64_t rest = x % 10'000'000'000'000'000ULL;
-    p = write_8(p, static_cast<std::uint32_t>(rest / 100'000'000));
-    return write_8(p, static_cast<std::uint32_t>(rest % 100'000'000));
+    p = write_below_1e4(p, static_cast<std::uint32_t>(x / 10'000'000'000'000'000ULL));  // <= 1844
+    return write_16(p, x % 10'000'000'000'000'000ULL);
 }
 
 /// Decimal text of a u128 (what serde_json writes); may write up to 8 bytes past the end.
@@ -1570,6 +1629,35 @@ private:
     std::string m_error;
 };
 
+/// Dispatch of kvbm::json::Flavored's ADL functions on the wrapped type.
+template <JsonFlavor F, class J, class T>
+void put_any(J& j, const T& v) {
+    if constexpr (std::is_same_v<T, Uint128>) {
+        put_u128(j, v);
+    } else if constexpr (WireSequenceHash<T>) {
+        put_hash<F>(j, v.raw());
+    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
+        put_event<F>(j, v);
+    } else if constexpr (requires { v.hashes; }) {
+        put_events<F>(j, v);
+    } else {
+        put_batch<F>(j, v);
+    }
+}
+template <JsonFlavor F, class J, class T>
+void get_any(const J& j, T& v) {
+    if constexpr (std::is_same_v<T, Uint128>) {
+        v = get_u128(j, "value");
+    } else if constexpr (WireSequenceHash<T>) {
+        v = T::from_raw(get_hash<F>(j, "hash"));
+    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
+        get_event<F>(j, v);
+    } else if constexpr (requires { v.hashes; }) {
+        get_events<F>(j, v);
+    } else {
+        get_batch<F>(j, v);
+    }
+}
 }  // namespace detail::js
 
 namespace json {
@@ -1662,46 +1750,16 @@ template <JsonFlavor F, class T>
     return {value};
 }
 
-namespace detail_adl {
-template <JsonFlavor F, class J, class T>
-void put_any(J& j, const T& v) {
-    if constexpr (std::is_same_v<T, Uint128>) {
-        kvbm::detail::js::put_u128(j, v);
-    } else if constexpr (WireSequenceHash<T>) {
-        kvbm::detail::js::put_hash<F>(j, v.raw());
-    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
-        kvbm::detail::js::put_event<F>(j, v);
-    } else if constexpr (requires { v.hashes; }) {
-        kvbm::detail::js::put_events<F>(j, v);
-    } else {
-        kvbm::detail::js::put_batch<F>(j, v);
-    }
-}
-template <JsonFlavor F, class J, class T>
-void get_any(const J& j, T& v) {
-    if constexpr (std::is_same_v<T, Uint128>) {
-        v = kvbm::detail::js::get_u128(j, "value");
-    } else if constexpr (WireSequenceHash<T>) {
-        v = T::from_raw(kvbm::detail::js::get_hash<F>(j, "hash"));
-    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
-        kvbm::detail::js::get_event<F>(j, v);
-    } else if constexpr (requires { v.hashes; }) {
-        kvbm::detail::js::get_events<F>(j, v);
-    } else {
-        kvbm::detail::js::get_batch<F>(j, v);
-    }
-}
-}  // namespace detail_adl
 
 template <detail::js::BasicJson J, class T, JsonFlavor F>
 void to_json(J& j, const Flavored<T, F>& f) {
-    detail_adl::put_any<F>(j, static_cast<const std::remove_cvref_t<T>&>(f.value));
+    detail::js::put_any<F>(j, static_cast<const std::remove_cvref_t<T>&>(f.value));
 }
 
 template <detail::js::BasicJson J, class T, JsonFlavor F>
     requires(!std::is_reference_v<T>)
 void from_json(const J& j, Flavored<T, F>& f) {
-    detail_adl::get_any<F>(j, f.value);
+    detail::js::get_any<F>(j, f.value);
 }
 
 }  // namespace json

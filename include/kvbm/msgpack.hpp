@@ -20,6 +20,10 @@
 /// by the bytes actually present, so a header claiming 4 billion elements fails at the end of
 /// the input without allocating for them; memory stays proportional to the input size.
 ///
+/// Hashes follow the kvbm 1.2 decoder (a u128 newtype: exactly `c4 10` + 16 bytes) whatever H
+/// is; a kvbm 1.3+ Rust decoder (serde bytes) would also take bin16/bin32 or an array of 16
+/// integers there, which no encoder sends: this decoder is stricter on purpose.
+///
 /// Trailing bytes: like the reference, the decoders ignore bytes after the message by default
 /// (DecodeOptions::trailing_bytes); TrailingBytes::reject makes that an error.
 ///
@@ -43,7 +47,17 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
+
+// x86 with GCC or Clang: the hash loop of the encoder byte-swaps 16 bytes at a time with
+// SSSE3's pshufb, chosen at run time unless the target already guarantees SSSE3 (define
+// KVBM_NO_SIMD for the portable loop everywhere).
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(KVBM_NO_SIMD)
+#define KVBM_MSGPACK_SSSE3 1
+#include <immintrin.h>
+#endif
 
 KVBM_NAMESPACE_BEGIN
 
@@ -143,6 +157,80 @@ template <class H>
     return 1 + 7 + array_header_size(n) + n * msgpack::u128_size;  // 81 a6 "Create" header hashes
 }
 
+/// True for hash types that are exactly a Uint128 in memory (the PLH types), whose arrays the
+/// vectorized loop may read as raw bytes.
+template <class H>
+inline constexpr bool is_raw_u128_v = false;
+template <PlhLayout L>
+inline constexpr bool is_raw_u128_v<BasicPositionalLineageHash<L>> =
+    sizeof(BasicPositionalLineageHash<L>) == 16 && std::is_trivially_copyable_v<BasicPositionalLineageHash<L>> &&
+    std::bit_cast<std::array<std::uint64_t, 2>>(BasicPositionalLineageHash<L>::from_raw(Uint128::from_parts(1, 2))) ==
+        std::array<std::uint64_t, 2>{1, 2};  // high word first, as Uint128 declares them
+
+#if KVBM_MSGPACK_SSSE3
+__attribute__((target("ssse3"), always_inline)) inline void put_u128_ssse3(std::uint8_t* out, const unsigned char* in,
+                                                                           __m128i swap) noexcept {
+    constexpr std::uint16_t header = 0x10c4;  // c4 10, little-endian
+    const __m128i be = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in)), swap);
+    std::memcpy(out, &header, 2);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2), be);
+}
+
+/// `c4 10` + 16 big-endian bytes for each of `n` raw u128s (high word first, little-endian).
+/// Unrolled by 4 so that the stores use constant offsets (about 25% faster than 1 by 1).
+__attribute__((target("ssse3"))) inline std::uint8_t* put_u128s_ssse3(std::uint8_t* p, const unsigned char* raw,
+                                                                        std::size_t n) noexcept {
+    const __m128i swap = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4, p += 4 * msgpack::u128_size, raw += 64) {
+        put_u128_ssse3(p, raw, swap);
+        put_u128_ssse3(p + 18, raw + 16, swap);
+        put_u128_ssse3(p + 36, raw + 32, swap);
+        put_u128_ssse3(p + 54, raw + 48, swap);
+    }
+    for (; i < n; ++i, p += msgpack::u128_size, raw += 16) {
+        put_u128_ssse3(p, raw, swap);
+    }
+    return p;
+}
+
+[[nodiscard]] inline bool have_ssse3() noexcept {
+#if defined(__SSSE3__)
+    return true;
+#else
+    static const bool yes = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("ssse3") != 0;
+    }();
+    return yes;
+#endif
+}
+#endif
+
+template <class H>
+std::uint8_t* put_hashes(std::uint8_t* p, const std::vector<H>& hashes) noexcept {
+#if KVBM_MSGPACK_SSSE3
+    if constexpr (is_raw_u128_v<H> && std::endian::native == std::endian::little) {
+        if (have_ssse3()) {
+            return put_u128s_ssse3(p, reinterpret_cast<const unsigned char*>(hashes.data()), hashes.size());
+        }
+    }
+#endif
+    const H* h = hashes.data();
+    const std::size_t n = hashes.size();
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4, p += 4 * msgpack::u128_size) {  // constant offsets: fewer instructions
+        put_u128(p, h[i].raw());
+        put_u128(p + 18, h[i + 1].raw());
+        put_u128(p + 36, h[i + 2].raw());
+        put_u128(p + 54, h[i + 3].raw());
+    }
+    for (; i < n; ++i) {
+        p = put_u128(p, h[i].raw());
+    }
+    return p;
+}
+
 template <class H>
 std::uint8_t* put_events(std::uint8_t* p, const KvCacheEvents<H>& e) noexcept {
     if (e.kind == BatchKind::shutdown) {
@@ -151,10 +239,7 @@ std::uint8_t* put_events(std::uint8_t* p, const KvCacheEvents<H>& e) noexcept {
     *p++ = 0x81;
     p = put_str(p, e.kind == BatchKind::create ? "Create" : "Remove");
     p = put_array_header(p, e.hashes.size());
-    for (const H& h : e.hashes) {
-        p = put_u128(p, h.raw());
-    }
-    return p;
+    return put_hashes(p, e.hashes);
 }
 
 template <class H>
