@@ -195,24 +195,20 @@ private:
     // are none, closed at the end of input. A lag met on the way is recovered from here.
     broadcast::RecvStatus take_ready(clock::time_point now) {
         m_chunk.clear();
-        const auto [count, status] = m_events.drain(m_chunk, chunk_size);
-        (void)count;
+        const broadcast::DrainResult r = m_events.drain(m_chunk, chunk_size);
         for (const auto& event : m_chunk) {
             on_event(event, now);
         }
-        if (status == broadcast::RecvStatus::lagged) {
-            auto r = m_events.try_recv();  // reports (and counts) the lag, resuming after it
-            if (r.is_lagged()) {
-                recover(r.lagged_count(), now);
-            } else if (r.has_value()) {
-                on_event(*r, now);
-            }
-            return broadcast::RecvStatus::ok;
+        switch (r.status) {
+            case broadcast::RecvStatus::lagged:
+                recover(r.lagged, now);
+                return broadcast::RecvStatus::ok;  // go on after the lag
+            case broadcast::RecvStatus::ok:
+            case broadcast::RecvStatus::closed:
+                return r.status;
+            default:
+                return broadcast::RecvStatus::empty;
         }
-        if (status == broadcast::RecvStatus::ok || status == broadcast::RecvStatus::closed) {
-            return status;
-        }
-        return broadcast::RecvStatus::empty;
     }
 
     // After stop(): take what was sent before (bounded by half the stop timeout, in case
@@ -221,23 +217,17 @@ private:
         const auto give_up = clock::now() + m_settings.stop_timeout / 2;
         while (clock::now() < give_up) {
             m_chunk.clear();
-            const auto [count, status] = m_events.drain(m_chunk, chunk_size);
-            (void)count;
+            const broadcast::DrainResult r = m_events.drain(m_chunk, chunk_size);
             for (const auto& event : m_chunk) {
                 on_event(event, clock::time_point{});  // no timer any more: its reset is moot
             }
-            if (status == broadcast::RecvStatus::lagged) {
-                auto r = m_events.try_recv();
-                if (r.is_lagged()) {
-                    // The Shutdown that follows makes the hub forget this instance anyway:
-                    // count the loss, drop the moot pending batch, no re-announcement.
-                    PublisherCounters::add(m_counters.lag_events, r.lagged_count());
-                    PublisherCounters::add(m_counters.lag_reports, 1);
-                    PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
-                } else if (r.has_value()) {
-                    on_event(*r, clock::time_point{});
-                }
-            } else if (status != broadcast::RecvStatus::ok) {
+            if (r.status == broadcast::RecvStatus::lagged) {
+                // The Shutdown that follows makes the hub forget this instance anyway:
+                // count the loss, drop the moot pending batch, no re-announcement.
+                PublisherCounters::add(m_counters.lag_events, r.lagged);
+                PublisherCounters::add(m_counters.lag_reports, 1);
+                PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
+            } else if (r.status != broadcast::RecvStatus::ok) {
                 return;  // empty or closed
             }
         }

@@ -15,3 +15,5 @@
 #include <kvbm/policy.hpp>
 #include <kvbm/registry.hpp>
 #include <kvbm/batcher.hpp>
+#include <kvbm/manager.hpp>
+#include <kvbm/events_publisher.hpp>
