@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,39 @@ struct EventsPublisherMetrics {
     std::uint64_t lag_reports = 0;         ///< lagged results the subscription returned
     std::uint64_t recoveries = 0;          ///< lag recoveries done (Shutdown + re-announcement)
 };
+
+namespace detail {
+
+template <class T>
+struct is_reference_wrapper : std::false_type {};
+template <class T>
+struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
+
+// The transport behind a PublisherHandle.
+template <class P>
+decltype(auto) publisher_target(P& p) {
+    if constexpr (Publisher<P>) {
+        return (p);
+    } else if constexpr (is_reference_wrapper<P>::value) {
+        return p.get();
+    } else {
+        return *p;
+    }
+}
+
+}  // namespace detail
+
+/// What an EventsPublisher can hold: a Publisher by value, or a handle to one that the
+/// publisher does not own alone: `std::shared_ptr<T>`, `std::unique_ptr<T>`, `T*` (never
+/// null) or `std::reference_wrapper<T>` (`std::ref(t)`; `t` must outlive the publisher's
+/// worker). Handles let a transport that cannot move (ZmqPublisher) be used, and let the
+/// caller read the transport's own counters while it runs.
+template <class P>
+concept PublisherHandle =
+    Publisher<P> || (detail::is_reference_wrapper<P>::value && Publisher<typename P::type>) ||
+    (!detail::is_reference_wrapper<P>::value && requires(P& p) {
+        requires Publisher<std::remove_reference_t<decltype(*p)>>;
+    });
 
 namespace detail {
 
@@ -148,7 +182,7 @@ private:
     // The longest the worker sleeps without looking at the stop flag: it bounds how long
     // stop() takes to be noticed when the window is long.
     static constexpr std::chrono::milliseconds max_idle_wait{10};
-    // Events taken from the channel per lock, and chunks taken per wake-up.
+    // Events taken from the channel per drain, and chunks taken per wake-up.
     static constexpr std::size_t chunk_size = 256;
     static constexpr int max_chunks_per_wake = 64;
 
@@ -170,9 +204,8 @@ private:
                 now = clock::now();
                 on_event(*r, now);
                 // Biased towards input, like the reference's `select! { biased; ... }`: take
-                // what is ready before looking at the timer again, a chunk at a time (one
-                // channel lock per chunk), bounded so a flood cannot starve the timer or the
-                // stop flag for long.
+                // what is ready before looking at the timer again, a chunk at a time, bounded
+                // so a flood cannot starve the timer or the stop flag for long.
                 for (int chunk = 0; chunk < max_chunks_per_wake; ++chunk) {
                     const auto status = take_ready(now);
                     if (status == broadcast::RecvStatus::closed) {
@@ -307,7 +340,7 @@ private:
         try {
             m_buffer.clear();
             msgpack::encode(m_message, m_buffer);
-            result = m_publisher.publish(m_settings.subject, std::span<const std::uint8_t>(m_buffer));
+            result = publisher_target(m_publisher).publish(m_settings.subject, std::span<const std::uint8_t>(m_buffer));
         } catch (...) {
             result = PublishResult::failure(describe(std::current_exception()));
         }
@@ -325,7 +358,7 @@ private:
     void flush() {
         PublishResult result = PublishResult::success();
         try {
-            result = m_publisher.flush();
+            result = publisher_target(m_publisher).flush();
         } catch (...) {
             result = PublishResult::failure(describe(std::current_exception()));
         }
@@ -390,9 +423,10 @@ private:
 /// `detail::PublisherWorker::recover`). Between the lag and that instant the hub may hold
 /// stale entries, never for longer.
 ///
-/// `P` is used only from the worker thread. Thread-safety: `metrics`, `finished` and
-/// `wait_for` may be called from any thread; `stop` and the destructor from one.
-template <Publisher P, WireSequenceHash H = PositionalLineageHash>
+/// `P` is a Publisher or a handle to one (PublisherHandle); the transport is used only
+/// from the worker thread. Thread-safety: `metrics`, `finished` and `wait_for` may be
+/// called from any thread; `stop` and the destructor from one.
+template <PublisherHandle P, WireSequenceHash H = PositionalLineageHash>
 class EventsPublisher {
 public:
     using hash_type = H;
