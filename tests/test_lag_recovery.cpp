@@ -58,11 +58,20 @@ bool published_remove_of(PublishLog& log, const PositionalLineageHash& h) {  // 
 
 // Registers and releases a hash nobody else uses, then waits until its Remove is
 // published. Remove comes only from the stream (recovery only creates), and it is the
-// last event sent, so afterwards the worker has taken every event sent before.
-void sync_through(const BlockRegistry<>& registry, PublishLog& log, std::uint64_t variant) {
+// last event sent, so afterwards the worker has taken every event sent before. With a long
+// window the Remove batch is pushed out by a kind switch: a second fresh hash is registered
+// and returned (keep it alive, and leave it out of the comparison: its Create may still be
+// pending, or may have been published by a recovery that ran after it was registered).
+std::optional<BlockRegistrationHandle<>> sync_through(const BlockRegistry<>& registry, PublishLog& log,
+                                                      std::uint64_t variant, bool kind_switch = false) {
     const auto sentinel = hash_at(16, 1000 + variant);  // position 16: every policy here emits it
     { auto s = registry.register_hash(sentinel); }
+    std::optional<BlockRegistrationHandle<>> pusher;
+    if (kind_switch) {
+        pusher = registry.register_hash(hash_at(16, 2000 + variant));
+    }
     REQUIRE(log.wait_until([&] { return published_remove_of(log, sentinel); }, 60s));
+    return pusher;
 }
 
 std::set<kvbm::Uint128> truth(const BlockRegistry<>& registry, const kvbm::AnyEmissionPolicy<>& policy) {
@@ -71,8 +80,18 @@ std::set<kvbm::Uint128> truth(const BlockRegistry<>& registry, const kvbm::AnyEm
     return raw_set(live);
 }
 
+std::set<kvbm::Uint128> without(std::set<kvbm::Uint128> set, const std::optional<BlockRegistrationHandle<>>& h) {
+    if (h) {
+        set.erase(h->hash().raw());
+    }
+    return set;
+}
+
 // While the transport is stuck in its first publish, a fixed churn overruns the 4-event
 // channel: 32 blocks registered early and kept, then 2000 random registrations/releases.
+// The stuck publish is of a batch flushed by the 10 ms timer, so the worker notices the
+// lag waiting for the next event; or (full_batch) of a batch of 16 flushed for reaching
+// the max size while the worker was taking ready events, so it notices the lag there.
 struct StalledRun {
     std::shared_ptr<PublishLog> log = std::make_shared<PublishLog>();
     std::shared_ptr<EventsManager<>> manager;
@@ -81,18 +100,20 @@ struct StalledRun {
     std::vector<BlockRegistrationHandle<>> kept;
     std::vector<std::optional<BlockRegistrationHandle<>>> churn = std::vector<std::optional<BlockRegistrationHandle<>>>(64);
 
-    StalledRun(kvbm::AnyEmissionPolicy<> policy, bool recover)
+    StalledRun(kvbm::AnyEmissionPolicy<> policy, bool recover, bool full_batch = false)
         : manager(std::make_shared<EventsManager<>>(EventsManagerSettings<>{std::move(policy), 4})),
           registry(manager) {
         EventsPublisherSettings<> settings;
-        settings.batching = BatchingConfig{10ms, 16};
+        settings.batching = BatchingConfig{full_batch ? 60s : 10ms, 16};
         if (recover) {
             publisher.emplace(*manager, registry, RecordingPublisher(log), instance, settings);
         } else {
             publisher.emplace(manager->subscribe(), RecordingPublisher(log), instance, settings);
         }
         log->set_gate(false);
-        kept.push_back(registry.register_hash(hash_at(1, 99)));
+        for (std::uint64_t i = 0; i < (full_batch ? 16U : 1U); ++i) {
+            kept.push_back(registry.register_hash(hash_at(1 + i, 99)));
+        }
         REQUIRE(log->wait_until([&] { return log->waiting_at_gate == 1; }));  // stuck in publish
         for (std::uint64_t i = 0; i < 32; ++i) {
             kept.push_back(registry.register_hash(hash_at(i, 1)));
@@ -145,6 +166,15 @@ TEST_CASE("after forced lag the hub converges to the registry's truth", "[lag]")
     CHECK(hub_from(*run.log).held == truth(run.registry, run.manager->policy()));
     CHECK(run.publisher->stop());
     CHECK(run.log->snapshot().back().is_flush);
+}
+
+TEST_CASE("a lag noticed while taking ready events is recovered from too", "[lag]") {
+    StalledRun run(kvbm::AllEventsPolicy{}, true, true);
+    const auto pusher = sync_through(run.registry, *run.log, 0, true);
+    const auto m = run.publisher->metrics();
+    CHECK(m.recoveries >= 1);
+    CHECK(m.lag_events > 0);
+    CHECK(without(hub_from(*run.log).held, pusher) == without(truth(run.registry, run.manager->policy()), pusher));
 }
 
 TEST_CASE("lag recovery re-announces only what the policy allows", "[lag]") {

@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,39 @@ struct EventsPublisherMetrics {
     std::uint64_t lag_reports = 0;         ///< lagged results the subscription returned
     std::uint64_t recoveries = 0;          ///< lag recoveries done (Shutdown + re-announcement)
 };
+
+namespace detail {
+
+template <class T>
+struct is_reference_wrapper : std::false_type {};
+template <class T>
+struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
+
+// The transport behind a PublisherHandle.
+template <class P>
+decltype(auto) publisher_target(P& p) {
+    if constexpr (Publisher<P>) {
+        return (p);
+    } else if constexpr (is_reference_wrapper<P>::value) {
+        return p.get();
+    } else {
+        return *p;
+    }
+}
+
+}  // namespace detail
+
+/// What an EventsPublisher can hold: a Publisher by value, or a handle to one that the
+/// publisher does not own alone: `std::shared_ptr<T>`, `std::unique_ptr<T>`, `T*` (never
+/// null) or `std::reference_wrapper<T>` (`std::ref(t)`; `t` must outlive the publisher's
+/// worker). Handles let a transport that cannot move (ZmqPublisher) be used, and let the
+/// caller read the transport's own counters while it runs.
+template <class P>
+concept PublisherHandle =
+    Publisher<P> || (detail::is_reference_wrapper<P>::value && Publisher<typename P::type>) ||
+    (!detail::is_reference_wrapper<P>::value && requires(P& p) {
+        requires Publisher<std::remove_reference_t<decltype(*p)>>;
+    });
 
 namespace detail {
 
@@ -148,7 +182,7 @@ private:
     // The longest the worker sleeps without looking at the stop flag: it bounds how long
     // stop() takes to be noticed when the window is long.
     static constexpr std::chrono::milliseconds max_idle_wait{10};
-    // Events taken from the channel per lock, and chunks taken per wake-up.
+    // Events taken from the channel per drain, and chunks taken per wake-up.
     static constexpr std::size_t chunk_size = 256;
     static constexpr int max_chunks_per_wake = 64;
 
@@ -170,9 +204,8 @@ private:
                 now = clock::now();
                 on_event(*r, now);
                 // Biased towards input, like the reference's `select! { biased; ... }`: take
-                // what is ready before looking at the timer again, a chunk at a time (one
-                // channel lock per chunk), bounded so a flood cannot starve the timer or the
-                // stop flag for long.
+                // what is ready before looking at the timer again, a chunk at a time, bounded
+                // so a flood cannot starve the timer or the stop flag for long.
                 for (int chunk = 0; chunk < max_chunks_per_wake; ++chunk) {
                     const auto status = take_ready(now);
                     if (status == broadcast::RecvStatus::closed) {
@@ -195,24 +228,20 @@ private:
     // are none, closed at the end of input. A lag met on the way is recovered from here.
     broadcast::RecvStatus take_ready(clock::time_point now) {
         m_chunk.clear();
-        const auto [count, status] = m_events.drain(m_chunk, chunk_size);
-        (void)count;
+        const broadcast::DrainResult r = m_events.drain(m_chunk, chunk_size);
         for (const auto& event : m_chunk) {
             on_event(event, now);
         }
-        if (status == broadcast::RecvStatus::lagged) {
-            auto r = m_events.try_recv();  // reports (and counts) the lag, resuming after it
-            if (r.is_lagged()) {
-                recover(r.lagged_count(), now);
-            } else if (r.has_value()) {
-                on_event(*r, now);
-            }
-            return broadcast::RecvStatus::ok;
+        switch (r.status) {
+            case broadcast::RecvStatus::lagged:
+                recover(r.lagged, now);
+                return broadcast::RecvStatus::ok;  // go on after the lag
+            case broadcast::RecvStatus::ok:
+            case broadcast::RecvStatus::closed:
+                return r.status;
+            default:
+                return broadcast::RecvStatus::empty;
         }
-        if (status == broadcast::RecvStatus::ok || status == broadcast::RecvStatus::closed) {
-            return status;
-        }
-        return broadcast::RecvStatus::empty;
     }
 
     // After stop(): take what was sent before (bounded by half the stop timeout, in case
@@ -221,23 +250,17 @@ private:
         const auto give_up = clock::now() + m_settings.stop_timeout / 2;
         while (clock::now() < give_up) {
             m_chunk.clear();
-            const auto [count, status] = m_events.drain(m_chunk, chunk_size);
-            (void)count;
+            const broadcast::DrainResult r = m_events.drain(m_chunk, chunk_size);
             for (const auto& event : m_chunk) {
                 on_event(event, clock::time_point{});  // no timer any more: its reset is moot
             }
-            if (status == broadcast::RecvStatus::lagged) {
-                auto r = m_events.try_recv();
-                if (r.is_lagged()) {
-                    // The Shutdown that follows makes the hub forget this instance anyway:
-                    // count the loss, drop the moot pending batch, no re-announcement.
-                    PublisherCounters::add(m_counters.lag_events, r.lagged_count());
-                    PublisherCounters::add(m_counters.lag_reports, 1);
-                    PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
-                } else if (r.has_value()) {
-                    on_event(*r, clock::time_point{});
-                }
-            } else if (status != broadcast::RecvStatus::ok) {
+            if (r.status == broadcast::RecvStatus::lagged) {
+                // The Shutdown that follows makes the hub forget this instance anyway:
+                // count the loss, drop the moot pending batch, no re-announcement.
+                PublisherCounters::add(m_counters.lag_events, r.lagged);
+                PublisherCounters::add(m_counters.lag_reports, 1);
+                PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
+            } else if (r.status != broadcast::RecvStatus::ok) {
                 return;  // empty or closed
             }
         }
@@ -317,7 +340,7 @@ private:
         try {
             m_buffer.clear();
             msgpack::encode(m_message, m_buffer);
-            result = m_publisher.publish(m_settings.subject, std::span<const std::uint8_t>(m_buffer));
+            result = publisher_target(m_publisher).publish(m_settings.subject, std::span<const std::uint8_t>(m_buffer));
         } catch (...) {
             result = PublishResult::failure(describe(std::current_exception()));
         }
@@ -335,7 +358,7 @@ private:
     void flush() {
         PublishResult result = PublishResult::success();
         try {
-            result = m_publisher.flush();
+            result = publisher_target(m_publisher).flush();
         } catch (...) {
             result = PublishResult::failure(describe(std::current_exception()));
         }
@@ -400,9 +423,10 @@ private:
 /// `detail::PublisherWorker::recover`). Between the lag and that instant the hub may hold
 /// stale entries, never for longer.
 ///
-/// `P` is used only from the worker thread. Thread-safety: `metrics`, `finished` and
-/// `wait_for` may be called from any thread; `stop` and the destructor from one.
-template <Publisher P, WireSequenceHash H = PositionalLineageHash>
+/// `P` is a Publisher or a handle to one (PublisherHandle); the transport is used only
+/// from the worker thread. Thread-safety: `metrics`, `finished` and `wait_for` may be
+/// called from any thread; `stop` and the destructor from one.
+template <PublisherHandle P, WireSequenceHash H = PositionalLineageHash>
 class EventsPublisher {
 public:
     using hash_type = H;

@@ -56,11 +56,16 @@ public:
     }
     /// Never waits; `empty` status when nothing is ready.
     [[nodiscard]] result_type try_recv() { return count(m_receiver.try_recv()); }
-    /// Appends up to `max` ready events to `out` without waiting (the receiver's `drain`:
-    /// it stops before a lag, which the next `recv`/`try_recv` reports and counts).
+    /// Appends up to `max` ready events to `out` without waiting; stops at the first empty,
+    /// closed or lagged outcome and reports it (a lag is counted, and consumed: call again
+    /// to go on after it).
     template <class Container>
-    auto drain(Container& out, std::size_t max = SIZE_MAX) {
-        return m_receiver.drain(out, max);
+    broadcast::DrainResult drain(Container& out, std::size_t max = std::numeric_limits<std::size_t>::max()) {
+        const broadcast::DrainResult r = m_receiver.drain(out, max);
+        if (r.status == broadcast::RecvStatus::lagged) {
+            count_lag(r.lagged);
+        }
+        return r;
     }
 
     /// The underlying receiver (lag seen through it directly is not counted).
@@ -74,10 +79,13 @@ private:
 
     result_type count(result_type r) {
         if (r.is_lagged()) {
-            m_lag->events.fetch_add(r.lagged_count(), std::memory_order_relaxed);
-            m_lag->reports.fetch_add(1, std::memory_order_relaxed);
+            count_lag(r.lagged_count());
         }
         return r;
+    }
+    void count_lag(std::uint64_t missed) noexcept {
+        m_lag->events.fetch_add(missed, std::memory_order_relaxed);
+        m_lag->reports.fetch_add(1, std::memory_order_relaxed);
     }
 
     receiver_type m_receiver;
