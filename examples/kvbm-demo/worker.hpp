@@ -52,8 +52,8 @@ public:
         if (!m_transport->wait_connected(std::chrono::seconds(10))) {
             throw std::runtime_error("worker " + std::to_string(index) + ": no hub subscribed at " + hub_endpoint);
         }
-        m_publisher = std::make_unique<kvbm::EventsPublisher<kvbm::SharedPublisher<kvbm::ZmqPublisher>, Hash>>(
-            *m_manager, m_registry, kvbm::SharedPublisher<kvbm::ZmqPublisher>(m_transport), id);
+        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>>(
+            *m_manager, m_registry, m_transport, id);
     }
 
     SimWorker(const SimWorker&) = delete;
@@ -147,7 +147,7 @@ private:
     std::shared_ptr<kvbm::ZmqPublisher> m_transport;
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
-    std::unique_ptr<kvbm::EventsPublisher<kvbm::SharedPublisher<kvbm::ZmqPublisher>, Hash>> m_publisher;
+    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>> m_publisher;
     std::list<Hash> m_lru;                        // most recent first
     std::unordered_map<Hash, Entry> m_cache;      // after m_lru: destroyed first
     std::uint64_t m_served = 0;

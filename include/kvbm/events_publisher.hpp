@@ -234,7 +234,12 @@ private:
         }
         switch (r.status) {
             case broadcast::RecvStatus::lagged:
-                recover(r.lagged, now);
+                // drain stopped before the lag: the next receive reports (and passes) it.
+                if (auto next = m_events.try_recv(); next.is_lagged()) {
+                    recover(next.lagged_count(), now);
+                } else if (next.has_value()) {
+                    on_event(*next, now);
+                }
                 return broadcast::RecvStatus::ok;  // go on after the lag
             case broadcast::RecvStatus::ok:
             case broadcast::RecvStatus::closed:
@@ -255,11 +260,16 @@ private:
                 on_event(event, clock::time_point{});  // no timer any more: its reset is moot
             }
             if (r.status == broadcast::RecvStatus::lagged) {
-                // The Shutdown that follows makes the hub forget this instance anyway:
-                // count the loss, drop the moot pending batch, no re-announcement.
-                PublisherCounters::add(m_counters.lag_events, r.lagged);
-                PublisherCounters::add(m_counters.lag_reports, 1);
-                PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
+                auto next = m_events.try_recv();  // reports the lag drain stopped before
+                if (next.is_lagged()) {
+                    // The Shutdown that follows makes the hub forget this instance anyway:
+                    // count the loss, drop the moot pending batch, no re-announcement.
+                    PublisherCounters::add(m_counters.lag_events, next.lagged_count());
+                    PublisherCounters::add(m_counters.lag_reports, 1);
+                    PublisherCounters::add(m_counters.events_dropped, m_batcher.discard(clock::time_point{}));
+                } else if (next.has_value()) {
+                    on_event(*next, clock::time_point{});
+                }
             } else if (r.status != broadcast::RecvStatus::ok) {
                 return;  // empty or closed
             }

@@ -57,15 +57,11 @@ public:
     /// Never waits; `empty` status when nothing is ready.
     [[nodiscard]] result_type try_recv() { return count(m_receiver.try_recv()); }
     /// Appends up to `max` ready events to `out` without waiting; stops at the first empty,
-    /// closed or lagged outcome and reports it (a lag is counted, and consumed: call again
-    /// to go on after it).
+    /// closed or lagged outcome. It stops *before* a lag: the next try_recv/recv reports
+    /// (and this subscription counts) it.
     template <class Container>
     broadcast::DrainResult drain(Container& out, std::size_t max = std::numeric_limits<std::size_t>::max()) {
-        const broadcast::DrainResult r = m_receiver.drain(out, max);
-        if (r.status == broadcast::RecvStatus::lagged) {
-            count_lag(r.lagged);
-        }
-        return r;
+        return m_receiver.drain(out, max);
     }
 
     /// The underlying receiver (lag seen through it directly is not counted).

@@ -8,7 +8,6 @@
 
 #include <concepts>
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,25 +42,6 @@ template <class P>
 concept Publisher = requires(P& p, std::string_view subject, std::span<const std::uint8_t> bytes) {
     { p.publish(subject, bytes) } -> std::same_as<PublishResult>;
     { p.flush() } -> std::same_as<PublishResult>;
-};
-
-/// A Publisher that forwards to a shared one, for transports that cannot move (a ZeroMQ
-/// socket) or that the caller keeps using (counters, `wait_connected`). The shared object
-/// lives as long as the longest holder.
-template <Publisher P>
-class SharedPublisher {
-public:
-    explicit SharedPublisher(std::shared_ptr<P> target) noexcept : m_target(std::move(target)) {}
-
-    PublishResult publish(std::string_view subject, std::span<const std::uint8_t> bytes) {
-        return m_target->publish(subject, bytes);
-    }
-    PublishResult flush() { return m_target->flush(); }
-
-    [[nodiscard]] P& get() const noexcept { return *m_target; }
-
-private:
-    std::shared_ptr<P> m_target;
 };
 
 KVBM_NAMESPACE_END
