@@ -11,11 +11,12 @@
 #include <cstdlib>
 #include <new>
 
-// Under AddressSanitizer, which owns operator new, allocations are watched through its hooks.
-#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer or ThreadSanitizer, which own operator new, allocations are
+// watched through the sanitizer's malloc hooks instead.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KVBM_TEST_ASAN 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define KVBM_TEST_ASAN 1
 #endif
 #endif
