@@ -12,9 +12,10 @@
 ///  - A value is destroyed once every receiver that existed when it was sent has read it (the
 ///    last reader moves it out), when it is overwritten, or when the channel is destroyed.
 ///
-/// Thread safety: do not call Sender::send or any Receiver member concurrently on the *same*
-/// object; give each thread its own Sender copy (copies are cheap). Every other Sender member
-/// is const and may be called from any thread. Different handles are independent.
+/// Thread safety: Sender::send is non-const, so, as for any non-const member, nothing else may
+/// use the same Sender object meanwhile (copying it included): give each sending thread its
+/// own copy (copies are cheap). The const Sender members may otherwise be called from any
+/// thread. A Receiver is used by one thread at a time. Different handles are independent.
 ///
 /// Design.
 ///  - Slots. For a trivially copyable T each slot is a seqlock: a version word holding the
@@ -48,8 +49,8 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <new>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -98,12 +99,18 @@ enum class RecvStatus : std::uint8_t {
 
 [[nodiscard]] constexpr const char* to_string(RecvStatus s) noexcept {
     switch (s) {
-        case RecvStatus::ok: return "ok";
-        case RecvStatus::lagged: return "lagged";
-        case RecvStatus::closed: return "closed";
-        case RecvStatus::empty: return "empty";
-        case RecvStatus::timeout: return "timeout";
-        case RecvStatus::stopped: return "stopped";
+        case RecvStatus::ok:
+            return "ok";
+        case RecvStatus::lagged:
+            return "lagged";
+        case RecvStatus::closed:
+            return "closed";
+        case RecvStatus::empty:
+            return "empty";
+        case RecvStatus::timeout:
+            return "timeout";
+        case RecvStatus::stopped:
+            return "stopped";
     }
     return "?";
 }
@@ -118,15 +125,8 @@ class Receiver;
 }  // namespace broadcast
 
 namespace detail {
+
 struct BroadcastAccess;
-}
-
-namespace broadcast {
-
-}  // namespace broadcast
-
-namespace detail {
-
 struct BroadcastRawTag {};
 
 // The storage of a RecvResult: room for a T, the lag count and the status. For a trivially
@@ -476,7 +476,7 @@ public:
 
     // Sender line: written on every send.
     alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;  // next position to write; stored under the lock
+    std::atomic<std::uint64_t> m_tail;       // next position to write; stored under the lock
     std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
     BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
 
@@ -531,8 +531,8 @@ inline constexpr std::size_t broadcast_words = (sizeof(T) + 7) / 8;
 
 // Two 32-byte slots per line rather than 40-byte slots straddling lines.
 template <class T>
-inline constexpr std::size_t broadcast_slot_align =
-    std::min<std::size_t>(broadcast_cache_line, std::bit_ceil(8 * (1 + broadcast_words<T>)));
+inline constexpr std::size_t broadcast_slot_align = std::min<std::size_t>(broadcast_cache_line,
+                                                                          std::bit_ceil(8 * (1 + broadcast_words<T>)));
 
 /// A trivially copyable value as 64-bit words (the padding bytes' values do not matter).
 ///
@@ -817,10 +817,12 @@ public:
 
     /// Waits for the next value (or lagged, or closed).
     RecvResult<T> recv() {
-        return recv_waiting([this](std::uint32_t seen) {
-            m_chan->park(seen);
-            return true;
-        }, RecvStatus::ok);
+        return recv_waiting(
+            [this](std::uint32_t seen) {
+                m_chan->park(seen);
+                return true;
+            },
+            RecvStatus::ok);
     }
 
     /// As recv(), but gives up with `timeout` after `timeout` has passed with nothing to read.
@@ -1009,8 +1011,8 @@ private:
                 continue;
             }
             if ((w & detail::BroadcastCore::parked) == 0) {
-                if (!c.m_word.compare_exchange_strong(w, w | detail::BroadcastCore::parked,
-                                                      std::memory_order_acq_rel, std::memory_order_acquire)) {
+                if (!c.m_word.compare_exchange_strong(w, w | detail::BroadcastCore::parked, std::memory_order_acq_rel,
+                                                      std::memory_order_acquire)) {
                     continue;
                 }
                 w |= detail::BroadcastCore::parked;
@@ -1077,7 +1079,8 @@ private:
                 std::optional<T> unread;
                 Slot& slot = m_slots[pos & m_mask];
                 std::lock_guard<std::mutex> guard(slot.mutex);
-                if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) && --slot.rem == 0) {
+                if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) &&
+                    --slot.rem == 0) {
                     slot.value.swap(unread);
                 }
                 // `unread` (declared before `guard`) is destroyed after the unlock.
@@ -1100,7 +1103,7 @@ namespace detail {
 struct BroadcastAccess {
     template <class T>
     [[nodiscard]] static std::pair<broadcast::Sender<T>, broadcast::Receiver<T>> make(std::size_t capacity,
-                                                                                     std::uint64_t first_position) {
+                                                                                      std::uint64_t first_position) {
         if (capacity == 0) {
             throw std::invalid_argument("kvbm::broadcast::channel: capacity must be greater than 0");
         }
