@@ -915,7 +915,10 @@ public:
     /// Values sent that this receiver has not read yet; above capacity() it has lagged.
     [[nodiscard]] std::size_t len() const noexcept {
         const std::uint64_t tail = m_chan->m_tail.load(std::memory_order_acquire);
-        return static_cast<std::size_t>(tail - position());
+        // A sender publishes a value before it moves the tail: we may have read one the tail
+        // does not count yet.
+        const auto behind = static_cast<std::int64_t>(tail - position());
+        return behind > 0 ? static_cast<std::size_t>(behind) : 0;
     }
     [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(m_chan->m_capacity); }
