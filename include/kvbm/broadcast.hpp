@@ -859,7 +859,7 @@ public:
                 m_chan->park(seen);
                 return true;
             },
-            RecvStatus::ok);
+            [] { return false; }, RecvStatus::ok);
     }
 
     /// As recv(), but gives up with `timeout` after `timeout` has passed with nothing to read.
@@ -877,7 +877,7 @@ public:
     template <class Clock, class Duration>
     RecvResult<T> recv_until(const std::chrono::time_point<Clock, Duration>& deadline) {
         return recv_waiting([&](std::uint32_t seen) { return m_chan->park_until(seen, deadline); },
-                            RecvStatus::timeout);
+                            [&] { return Clock::now() >= deadline; }, RecvStatus::timeout);
     }
 
     /// As recv(), but returns `stopped` when a stop is requested on `stop` while waiting
@@ -886,7 +886,8 @@ public:
         if (!stop.stop_possible()) {
             return recv();
         }
-        return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); }, RecvStatus::stopped);
+        return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); },
+                            [&] { return stop.stop_requested(); }, RecvStatus::stopped);
     }
 
     /// Appends every ready value (at most `max`) to `out` with push_back, without waiting.
@@ -1037,14 +1038,18 @@ private:
 
     /// The blocking receive loop: try, watch the slot for a while, then mark the lock word
     /// parked, try once more (a send that finished before the mark is visible now; any later
-    /// send sees the mark) and sleep until the word changes or `wait` gives up.
-    template <class Wait>
-    RecvResult<T> recv_waiting(Wait&& wait, RecvStatus gave_up) {
+    /// send sees the mark) and sleep until the word changes or `wait` gives up. `give_up`
+    /// is checked before watching, so an expired deadline or a stop returns at once.
+    template <class Wait, class GiveUp>
+    RecvResult<T> recv_waiting(Wait&& wait, GiveUp&& give_up, RecvStatus gave_up) {
         Channel& c = *m_chan;
         for (;;) {
             RecvResult<T> r = try_recv();
             if (!r.is_empty()) {
                 return r;
+            }
+            if (give_up()) {
+                return RecvResult<T>(gave_up, 0);
             }
             if (watch()) {
                 continue;
