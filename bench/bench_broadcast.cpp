@@ -26,8 +26,10 @@ constexpr std::size_t capacity = 1024;
 
 Event make_event(std::uint64_t i) { return Event::create(kvbm::PositionalLineageHash::from_raw(kvbm::Uint128(i))); }
 
-// Receivers use each value (as the reference's `Ok(_)` does not need to): one field read,
-// so the compiler cannot skip the copy out of the channel.
+// Receivers use each value (the reference's `Ok(_)` need not): one field read, kept without
+// a memory clobber, so the compiler can neither skip the copy out of the channel nor is it
+// made to reload everything after each value.
+inline void use(std::uint64_t v) { asm volatile("" : : "r"(v)); }
 
 struct KvbmFixture {
     std::optional<kvbm::broadcast::Sender<Event>> tx;
@@ -41,12 +43,15 @@ struct KvbmFixture {
         tx.emplace(std::move(sender));
     }  // `first` is dropped, as the reference drops its rx0
     void send(std::uint64_t i) { (void)tx->send(make_event(i)); }
-    bool try_recv(std::size_t k) {
-        auto r = rxs[k].try_recv();
-        if (r) {
-            kvbm_bench::keep(r->hash.raw().low());
+    // As the reference: `for rx in rxs.iter_mut() { while let Ok(_) = rx.try_recv() { .. } }`
+    std::size_t drain_with_try_recv(std::size_t k) {
+        auto& rx = rxs[k];
+        std::size_t got = 0;
+        while (auto r = rx.try_recv()) {
+            use(r->hash.raw().low());
+            ++got;
         }
-        return r.has_value();
+        return got;
     }
     void close() { tx.reset(); }
     std::uint64_t receive_all(std::size_t k, std::atomic<std::uint64_t>& progress) {
@@ -55,7 +60,7 @@ struct KvbmFixture {
         for (;;) {
             auto r = rx.recv();
             if (r) {
-                kvbm_bench::keep(r->hash.raw().low());
+                use(r->hash.raw().low());
                 progress.store(++got, std::memory_order_relaxed);
             } else if (r.is_closed()) {
                 return got;
@@ -74,18 +79,20 @@ struct BaselineFixture {
         }
     }
     void send(std::uint64_t i) { (void)chan.send(make_event(i)); }
-    bool try_recv(std::size_t k) {
-        auto r = chan.try_recv(*rxs[k]);
-        if (r) {
-            kvbm_bench::keep(r->hash.raw().low());
+    std::size_t drain_with_try_recv(std::size_t k) {
+        auto& rx = *rxs[k];
+        std::size_t got = 0;
+        while (auto r = chan.try_recv(rx)) {
+            use(r->hash.raw().low());
+            ++got;
         }
-        return r.has_value();
+        return got;
     }
     void close() { chan.close(); }
     std::uint64_t receive_all(std::size_t k, std::atomic<std::uint64_t>& progress) {
         std::uint64_t got = 0;
         while (auto r = chan.recv(*rxs[k])) {
-            kvbm_bench::keep(r->hash.raw().low());
+            use(r->hash.raw().low());
             progress.store(++got, std::memory_order_relaxed);
         }
         return got;
@@ -102,9 +109,7 @@ double single_thread(std::size_t receivers, std::size_t rounds) {
             f.send(i + r);
         }
         for (std::size_t k = 0; k < receivers; ++k) {
-            while (f.try_recv(k)) {
-                ++got;
-            }
+            got += f.drain_with_try_recv(k);
         }
     }
     const std::chrono::duration<double, std::nano> dt = std::chrono::steady_clock::now() - t0;

@@ -274,3 +274,31 @@ TEST_CASE("RecvStatus prints", "[broadcast]") {
     REQUIRE(os.str() == "lagged closed stopped");
     REQUIRE(std::string(bc::to_string(bc::RecvStatus::timeout)) == "timeout");
 }
+
+TEST_CASE("moved receivers keep their place (len follows them)", "[broadcast]") {
+    auto [tx, rx] = bc::channel<int>(64);
+    std::vector<bc::Receiver<int>> rxs;
+    rxs.push_back(std::move(rx));
+    for (int i = 0; i < 20; ++i) {
+        REQUIRE(tx.send(i).ok());
+        rxs.push_back(tx.subscribe());  // reallocations move the earlier receivers
+    }
+    REQUIRE(tx.receiver_count() == 21);
+    REQUIRE(tx.len() == 20);  // rxs[0] has read nothing
+    REQUIRE(*rxs[0].try_recv() == 0);
+    REQUIRE(tx.len() == 19);
+    rxs.erase(rxs.begin());  // moves every other receiver down one place
+    REQUIRE(tx.receiver_count() == 20);
+    REQUIRE(tx.len() == 19);  // the slowest now subscribed after value 0
+    for (std::size_t k = 0; k < rxs.size(); ++k) {
+        std::vector<int> got;
+        (void)rxs[k].drain(got);
+        REQUIRE(got.size() == 19 - k);
+    }
+    REQUIRE(tx.len() == 0);
+    while (!rxs.empty()) {
+        rxs.erase(rxs.begin() + static_cast<std::ptrdiff_t>(rxs.size() / 2));
+    }
+    REQUIRE(tx.receiver_count() == 0);
+    REQUIRE_FALSE(tx.send(1).ok());
+}

@@ -199,3 +199,16 @@ TEST_CASE("many parked receivers, many wake-ups", "[broadcast][blocking]") {
         REQUIRE(s == static_cast<long>(values) * (values + 1) / 2);
     }
 }
+
+TEST_CASE("an expired deadline or a requested stop returns without waiting", "[broadcast][blocking]") {
+    auto [tx, rx] = bc::channel<int>(4);
+    std::stop_source stop;
+    stop.request_stop();
+    // Both give up before watching the slot or sleeping.
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(rx.recv_for(0ms).is_timeout());
+        REQUIRE(rx.recv(stop.get_token()).is_stopped());
+    }
+    REQUIRE(tx.send(1).ok());
+    REQUIRE(*rx.recv_for(0ms) == 1);
+}

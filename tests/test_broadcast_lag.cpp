@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -140,23 +141,29 @@ TEMPLATE_TEST_CASE("resubscribe of a lagged receiver", "[broadcast][lag]", LAG_T
 TEMPLATE_TEST_CASE("the lag set: never within capacity, exactly the overwritten count beyond", "[broadcast][lag]",
                    LAG_TYPES) {
     const std::uint64_t starts[] = {0, ~std::uint64_t{0} - 5, ~std::uint64_t{0} - 1000, std::uint64_t{1} << 63};
-    for (const std::uint64_t first : starts) {
-        for (const std::size_t cap : {1U, 2U, 4U, 8U, 32U}) {
-            for (std::size_t sent = 0; sent <= 3 * cap + 1; ++sent) {
-                CAPTURE(first, cap, sent);
-                auto [tx, rx] = kvbm::detail::broadcast_channel_at<TestType>(cap, first);
-                for (std::size_t i = 0; i < sent; ++i) {
-                    REQUIRE(tx.send(make<TestType>(static_cast<int>(i))).ok());
+    for (const bool two_senders : {false, true}) {  // the sole-sender path, then the locked one
+        for (const std::uint64_t first : starts) {
+            for (const std::size_t cap : {1U, 2U, 4U, 8U, 32U}) {
+                for (std::size_t sent = 0; sent <= 3 * cap + 1; ++sent) {
+                    CAPTURE(two_senders, first, cap, sent);
+                    auto [tx, rx] = kvbm::detail::broadcast_channel_at<TestType>(cap, first);
+                    std::optional<bc::Sender<TestType>> second;
+                    if (two_senders) {
+                        second.emplace(tx);
+                    }
+                    for (std::size_t i = 0; i < sent; ++i) {
+                        REQUIRE(tx.send(make<TestType>(static_cast<int>(i))).ok());
+                    }
+                    std::size_t next = 0;
+                    if (sent > cap) {
+                        require_lagged(rx, sent - cap);  // exactly the values overwritten
+                        next = sent - cap;
+                    }
+                    for (; next < sent; ++next) {
+                        require_value(rx, static_cast<int>(next));  // within capacity: no lag
+                    }
+                    REQUIRE(rx.try_recv().is_empty());
                 }
-                std::size_t next = 0;
-                if (sent > cap) {
-                    require_lagged(rx, sent - cap);  // exactly the values overwritten
-                    next = sent - cap;
-                }
-                for (; next < sent; ++next) {
-                    require_value(rx, static_cast<int>(next));  // within capacity: no lag
-                }
-                REQUIRE(rx.try_recv().is_empty());
             }
         }
     }

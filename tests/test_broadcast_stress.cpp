@@ -75,10 +75,14 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
             for (;;) {
                 bc::RecvResult<T> r = [&] {
                     switch (rng() % 5) {
-                        case 0: return rx.try_recv();
-                        case 1: return rx.recv_for(std::chrono::microseconds(rng() % 200));
-                        case 2: return rx.recv(never.get_token());
-                        default: return rx.recv();
+                        case 0:
+                            return rx.try_recv();
+                        case 1:
+                            return rx.recv_for(std::chrono::microseconds(rng() % 200));
+                        case 2:
+                            return rx.recv(never.get_token());
+                        default:
+                            return rx.recv();
                     }
                 }();
                 if (r) {
@@ -185,8 +189,8 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
 
 TEST_CASE("stress: trivially copyable values", "[broadcast][stress]") {
     for (std::uint64_t seed = 1; seed <= 3; ++seed) {
-        run<Msg>(8, 3, 3, 10000, seed);  // small ring: lots of lag
-        run<Msg>(256, 3, 3, 10000, seed);  // some lag
+        run<Msg>(8, 3, 3, 10000, seed);        // small ring: lots of lag
+        run<Msg>(256, 3, 3, 10000, seed);      // some lag
         run<Msg>(1 << 15, 2, 2, 10000, seed);  // no lag
     }
 }

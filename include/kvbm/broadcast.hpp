@@ -12,9 +12,10 @@
 ///  - A value is destroyed once every receiver that existed when it was sent has read it (the
 ///    last reader moves it out), when it is overwritten, or when the channel is destroyed.
 ///
-/// Thread safety: do not call Sender::send or any Receiver member concurrently on the *same*
-/// object; give each thread its own Sender copy (copies are cheap). Every other Sender member
-/// is const and may be called from any thread. Different handles are independent.
+/// Thread safety: Sender::send is non-const, so, as for any non-const member, nothing else may
+/// use the same Sender object meanwhile (copying it included): give each sending thread its
+/// own copy (copies are cheap). The const Sender members may otherwise be called from any
+/// thread. A Receiver is used by one thread at a time. Different handles are independent.
 ///
 /// Design.
 ///  - Slots. For a trivially copyable T each slot is a seqlock: a version word holding the
@@ -48,8 +49,8 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <new>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -98,12 +99,18 @@ enum class RecvStatus : std::uint8_t {
 
 [[nodiscard]] constexpr const char* to_string(RecvStatus s) noexcept {
     switch (s) {
-        case RecvStatus::ok: return "ok";
-        case RecvStatus::lagged: return "lagged";
-        case RecvStatus::closed: return "closed";
-        case RecvStatus::empty: return "empty";
-        case RecvStatus::timeout: return "timeout";
-        case RecvStatus::stopped: return "stopped";
+        case RecvStatus::ok:
+            return "ok";
+        case RecvStatus::lagged:
+            return "lagged";
+        case RecvStatus::closed:
+            return "closed";
+        case RecvStatus::empty:
+            return "empty";
+        case RecvStatus::timeout:
+            return "timeout";
+        case RecvStatus::stopped:
+            return "stopped";
     }
     return "?";
 }
@@ -118,16 +125,21 @@ class Receiver;
 }  // namespace broadcast
 
 namespace detail {
+
 struct BroadcastAccess;
-}
-
-namespace broadcast {
-
-}  // namespace broadcast
-
-namespace detail {
-
 struct BroadcastRawTag {};
+
+// A RecvStatus widened to a whole word. Results are copied as a block; with a 1-byte status
+// the copy would load a word spanning the status's 1-byte store and padding, which the CPU
+// cannot forward from the store buffer (a stall on every blocking receive, measured).
+struct BroadcastStatusWord {
+    std::uint64_t value;
+    constexpr BroadcastStatusWord(broadcast::RecvStatus s) noexcept  // NOLINT(google-explicit-constructor)
+        : value(static_cast<std::uint64_t>(s)) {}
+    constexpr operator broadcast::RecvStatus() const noexcept {  // NOLINT(google-explicit-constructor)
+        return static_cast<broadcast::RecvStatus>(value);
+    }
+};
 
 // The storage of a RecvResult: room for a T, the lag count and the status. For a trivially
 // copyable T it is trivially copyable itself, and the receive fast path fills it straight
@@ -155,7 +167,7 @@ protected:
 
     alignas(T) unsigned char m_bytes[sizeof(T)];
     std::uint64_t m_lagged = 0;
-    broadcast::RecvStatus m_status = broadcast::RecvStatus::ok;
+    BroadcastStatusWord m_status = broadcast::RecvStatus::ok;
 };
 
 template <class T>
@@ -204,7 +216,7 @@ protected:
 
     alignas(T) unsigned char m_bytes[sizeof(T)];
     std::uint64_t m_lagged = 0;
-    broadcast::RecvStatus m_status = broadcast::RecvStatus::ok;
+    BroadcastStatusWord m_status = broadcast::RecvStatus::ok;
 
 private:
     void destroy() noexcept {
@@ -365,12 +377,41 @@ inline void broadcast_heavy_barrier() noexcept {
 #endif
 }
 
-/// A receiver's position, in its own cache line (receivers on different threads do not
-/// share lines). Written only by the receiver; read by Sender::len().
-struct alignas(broadcast_cache_line) BroadcastCursor {
+/// A receiver's position and its links in the channel's list of receivers (guarded by the
+/// channel lock; a moved receiver re-links). `next` is written only by its receiver and read
+/// by Sender::len().
+struct BroadcastCursor {
     std::atomic<std::uint64_t> next{0};
-    BroadcastCursor* prev = nullptr;  // receiver list, guarded by the channel lock
+    BroadcastCursor* prev = nullptr;
     BroadcastCursor* after = nullptr;
+
+    /// With the lock held: puts this cursor in the list at the head.
+    void link(BroadcastCursor*& head) noexcept {
+        prev = nullptr;
+        after = head;
+        if (head != nullptr) {
+            head->prev = this;
+        }
+        head = this;
+    }
+    /// With the lock held: takes this cursor out of the list.
+    void unlink(BroadcastCursor*& head) noexcept {
+        (prev != nullptr ? prev->after : head) = after;
+        if (after != nullptr) {
+            after->prev = prev;
+        }
+        prev = after = nullptr;
+    }
+    /// With the lock held: this cursor takes `old`'s place in the list (and its position).
+    void replace(BroadcastCursor& old, BroadcastCursor*& head) noexcept {
+        next.store(old.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        prev = std::exchange(old.prev, nullptr);
+        after = std::exchange(old.after, nullptr);
+        (prev != nullptr ? prev->after : head) = this;
+        if (after != nullptr) {
+            after->prev = this;
+        }
+    }
 };
 
 /// The part of a channel that does not depend on T: the lock word, positions, counts and
@@ -476,7 +517,7 @@ public:
 
     // Sender line: written on every send.
     alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;  // next position to write; stored under the lock
+    std::atomic<std::uint64_t> m_tail;       // next position to write; stored under the lock
     std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
     BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
 
@@ -531,8 +572,8 @@ inline constexpr std::size_t broadcast_words = (sizeof(T) + 7) / 8;
 
 // Two 32-byte slots per line rather than 40-byte slots straddling lines.
 template <class T>
-inline constexpr std::size_t broadcast_slot_align =
-    std::min<std::size_t>(broadcast_cache_line, std::bit_ceil(8 * (1 + broadcast_words<T>)));
+inline constexpr std::size_t broadcast_slot_align = std::min<std::size_t>(broadcast_cache_line,
+                                                                          std::bit_ceil(8 * (1 + broadcast_words<T>)));
 
 /// A trivially copyable value as 64-bit words (the padding bytes' values do not matter).
 ///
@@ -783,25 +824,21 @@ private:
     Channel* m_chan;
 };
 
-/// The receiving half: a position in the channel. Move-only; one thread at a time.
+/// The receiving half: a position in the channel. Move-only; one thread at a time. Aligned
+/// to a cache line so that receivers kept side by side (say in a vector) but used by
+/// different threads do not share one.
 template <class T>
-class Receiver {
+class alignas(detail::broadcast_cache_line) Receiver {
     using Channel = detail::BroadcastChannel<T>;
     using Slot = detail::BroadcastSlot<T>;
 
 public:
-    Receiver(Receiver&& other) noexcept
-        : m_chan(std::exchange(other.m_chan, nullptr)),
-          m_cursor(std::exchange(other.m_cursor, nullptr)),
-          m_slots(other.m_slots),
-          m_mask(other.m_mask) {}
+    /// Takes the lock briefly: the channel's list points at the receiver's position.
+    Receiver(Receiver&& other) noexcept { take(other); }
     Receiver& operator=(Receiver&& other) noexcept {
         if (this != &other) {
             reset();
-            m_chan = std::exchange(other.m_chan, nullptr);
-            m_cursor = std::exchange(other.m_cursor, nullptr);
-            m_slots = other.m_slots;
-            m_mask = other.m_mask;
+            take(other);
         }
         return *this;
     }
@@ -817,10 +854,12 @@ public:
 
     /// Waits for the next value (or lagged, or closed).
     RecvResult<T> recv() {
-        return recv_waiting([this](std::uint32_t seen) {
-            m_chan->park(seen);
-            return true;
-        }, RecvStatus::ok);
+        return recv_waiting(
+            [this](std::uint32_t seen) {
+                m_chan->park(seen);
+                return true;
+            },
+            [] { return false; }, RecvStatus::ok);
     }
 
     /// As recv(), but gives up with `timeout` after `timeout` has passed with nothing to read.
@@ -838,7 +877,7 @@ public:
     template <class Clock, class Duration>
     RecvResult<T> recv_until(const std::chrono::time_point<Clock, Duration>& deadline) {
         return recv_waiting([&](std::uint32_t seen) { return m_chan->park_until(seen, deadline); },
-                            RecvStatus::timeout);
+                            [&] { return Clock::now() >= deadline; }, RecvStatus::timeout);
     }
 
     /// As recv(), but returns `stopped` when a stop is requested on `stop` while waiting
@@ -847,7 +886,8 @@ public:
         if (!stop.stop_possible()) {
             return recv();
         }
-        return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); }, RecvStatus::stopped);
+        return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); },
+                            [&] { return stop.stop_requested(); }, RecvStatus::stopped);
     }
 
     /// Appends every ready value (at most `max`) to `out` with push_back, without waiting.
@@ -876,7 +916,10 @@ public:
     /// Values sent that this receiver has not read yet; above capacity() it has lagged.
     [[nodiscard]] std::size_t len() const noexcept {
         const std::uint64_t tail = m_chan->m_tail.load(std::memory_order_acquire);
-        return static_cast<std::size_t>(tail - m_cursor->next.load(std::memory_order_relaxed));
+        // A sender publishes a value before it moves the tail: we may have read one the tail
+        // does not count yet.
+        const auto behind = static_cast<std::int64_t>(tail - position());
+        return behind > 0 ? static_cast<std::size_t>(behind) : 0;
     }
     [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(m_chan->m_capacity); }
@@ -885,35 +928,39 @@ private:
     friend class Sender<T>;
     friend struct detail::BroadcastAccess;
 
-    // How long an idle receiver watches its slot before it sleeps: a wake-up costs the
-    // sender a syscall and the receiver a context switch (microseconds in a VM), so a short
-    // watch pays for itself whenever the next value comes within it. Yielding lets a sender
-    // that shares this core run.
-    static constexpr int spin_relax = 128;
-    static constexpr int spin_yield = 8;
+    // How an idle receiver watches its slot before it sleeps (about 20 us here): a wake-up
+    // costs the sender a syscall and the receiver a context switch (microseconds in a VM), so
+    // a short watch pays for itself whenever the next value comes within it. It yields often:
+    // when the sender shares this core, spinning only delays it. (Measured on 2 cores: with
+    // a yield every 4 pauses the lossless fan-out ran 1.5-1.9x faster than with 128 pauses
+    // then 8 yields, in kvbm-bench broadcast_mt.)
+    static constexpr int watch_yields = 16;
+    static constexpr int watch_relaxes_per_yield = 4;
 
     /// Subscribes at the tail; `chan` is kept alive by the caller's handle.
-    explicit Receiver(Channel& chan) : m_chan(&chan), m_slots(chan.m_slots.get()), m_mask(chan.m_mask) {
-        auto cursor = std::make_unique<detail::BroadcastCursor>();
+    explicit Receiver(Channel& chan) noexcept : m_slots(chan.m_slots.get()), m_mask(chan.m_mask), m_chan(&chan) {
         chan.m_refs.fetch_add(1, std::memory_order_relaxed);
-        {
-            detail::BroadcastLock guard(chan);
-            cursor->next.store(chan.m_tail.load(std::memory_order_relaxed), std::memory_order_relaxed);
-            cursor->after = chan.m_cursors;
-            if (chan.m_cursors != nullptr) {
-                chan.m_cursors->prev = cursor.get();
-            }
-            chan.m_cursors = cursor.get();
-            chan.m_rx_count.fetch_add(1, std::memory_order_relaxed);
+        detail::BroadcastLock guard(chan);
+        m_cursor.next.store(chan.m_tail.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        m_cursor.link(chan.m_cursors);
+        chan.m_rx_count.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void take(Receiver& other) noexcept {
+        m_slots = other.m_slots;
+        m_mask = other.m_mask;
+        m_chan = std::exchange(other.m_chan, nullptr);
+        if (m_chan != nullptr) {
+            detail::BroadcastLock guard(*m_chan);
+            m_cursor.replace(other.m_cursor, m_chan->m_cursors);
         }
-        m_cursor = cursor.release();
     }
 
     /// try_recv, or (ConsumeLag false) a try_recv that reports a lag without moving past it.
     template <bool ConsumeLag>
     RecvResult<T> receive_now() {
         if constexpr (detail::broadcast_seqlock<T>) {
-            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+            const std::uint64_t next = position();
             const Slot& slot = m_slots[next & m_mask];
             const std::uint64_t want = detail::broadcast_published(next);
             if (KVBM_LIKELY(slot.version.load(std::memory_order_acquire) == want)) {
@@ -922,7 +969,7 @@ private:
                 // fence makes that write's "being written" mark visible to the load below.
                 std::atomic_thread_fence(std::memory_order_acquire);
                 if (KVBM_LIKELY(slot.version.load(std::memory_order_relaxed) == want)) {
-                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    advance(next + 1);
                     return RecvResult<T>(detail::BroadcastRawTag{}, raw);
                 }
             }
@@ -934,7 +981,7 @@ private:
     KVBM_BROADCAST_NOINLINE RecvResult<T> try_recv_slow(bool consume_lag = true) {
         Channel& c = *m_chan;
         for (;;) {
-            const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+            const std::uint64_t next = position();
             Slot& slot = m_slots[next & m_mask];
             std::uint64_t version = 0;
             if constexpr (detail::broadcast_seqlock<T>) {
@@ -945,14 +992,14 @@ private:
                     if (slot.version.load(std::memory_order_relaxed) != version) {
                         continue;  // overwritten while we copied: classify again
                     }
-                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    advance(next + 1);
                     return RecvResult<T>(detail::BroadcastRawTag{}, raw);
                 }
             } else {
                 std::unique_lock<std::mutex> guard(slot.mutex);
                 version = slot.version.load(std::memory_order_relaxed);
                 if (version == detail::broadcast_published(next)) {
-                    m_cursor->next.store(next + 1, std::memory_order_relaxed);
+                    advance(next + 1);
                     if (--slot.rem == 0) {
                         // The last reader takes the value; only the moved-from shell is
                         // destroyed under the slot lock.
@@ -983,7 +1030,7 @@ private:
                 resume = next + 1;  // a sender is overwriting exactly our value right now
             }
             if (consume_lag) {
-                m_cursor->next.store(resume, std::memory_order_relaxed);
+                advance(resume);
             }
             return RecvResult<T>(RecvStatus::lagged, resume - next);
         }
@@ -991,14 +1038,18 @@ private:
 
     /// The blocking receive loop: try, watch the slot for a while, then mark the lock word
     /// parked, try once more (a send that finished before the mark is visible now; any later
-    /// send sees the mark) and sleep until the word changes or `wait` gives up.
-    template <class Wait>
-    RecvResult<T> recv_waiting(Wait&& wait, RecvStatus gave_up) {
+    /// send sees the mark) and sleep until the word changes or `wait` gives up. `give_up`
+    /// is checked before watching, so an expired deadline or a stop returns at once.
+    template <class Wait, class GiveUp>
+    RecvResult<T> recv_waiting(Wait&& wait, GiveUp&& give_up, RecvStatus gave_up) {
         Channel& c = *m_chan;
         for (;;) {
             RecvResult<T> r = try_recv();
             if (!r.is_empty()) {
                 return r;
+            }
+            if (give_up()) {
+                return RecvResult<T>(gave_up, 0);
             }
             if (watch()) {
                 continue;
@@ -1009,8 +1060,8 @@ private:
                 continue;
             }
             if ((w & detail::BroadcastCore::parked) == 0) {
-                if (!c.m_word.compare_exchange_strong(w, w | detail::BroadcastCore::parked,
-                                                      std::memory_order_acq_rel, std::memory_order_acquire)) {
+                if (!c.m_word.compare_exchange_strong(w, w | detail::BroadcastCore::parked, std::memory_order_acq_rel,
+                                                      std::memory_order_acquire)) {
                     continue;
                 }
                 w |= detail::BroadcastCore::parked;
@@ -1029,16 +1080,16 @@ private:
 
     /// Watches the version of the slot we wait for; true if it changed (or the channel closed).
     [[nodiscard]] bool watch() const {
-        const std::uint64_t next = m_cursor->next.load(std::memory_order_relaxed);
+        const std::uint64_t next = position();
         const Slot& slot = m_slots[next & m_mask];
         const std::uint64_t seen = slot.version.load(std::memory_order_relaxed);
-        for (int i = 0; i < spin_relax; ++i) {
-            detail::cpu_relax();
-            if (slot.version.load(std::memory_order_relaxed) != seen) {
-                return true;
+        for (int round = 0; round < watch_yields; ++round) {
+            for (int i = 0; i < watch_relaxes_per_yield; ++i) {
+                detail::cpu_relax();
+                if (slot.version.load(std::memory_order_relaxed) != seen) {
+                    return true;
+                }
             }
-        }
-        for (int i = 0; i < spin_yield; ++i) {
             std::this_thread::yield();
             if (slot.version.load(std::memory_order_relaxed) != seen) {
                 return true;
@@ -1056,20 +1107,13 @@ private:
         {
             detail::BroadcastLock guard(*c);
             c->m_rx_count.fetch_sub(1, std::memory_order_relaxed);
-            if (m_cursor->prev != nullptr) {
-                m_cursor->prev->after = m_cursor->after;
-            } else {
-                c->m_cursors = m_cursor->after;
-            }
-            if (m_cursor->after != nullptr) {
-                m_cursor->after->prev = m_cursor->prev;
-            }
+            m_cursor.unlink(c->m_cursors);
             until = c->m_tail.load(std::memory_order_relaxed);
         }
         if constexpr (!detail::broadcast_seqlock<T>) {
             // Give up our share of the values we did not read (as tokio does); the last
             // share destroys the value, outside every lock. Later sends no longer count us.
-            std::uint64_t pos = m_cursor->next.load(std::memory_order_relaxed);
+            std::uint64_t pos = position();
             if (static_cast<std::int64_t>(until - pos) > static_cast<std::int64_t>(c->m_capacity)) {
                 pos = until - c->m_capacity;
             }
@@ -1077,20 +1121,28 @@ private:
                 std::optional<T> unread;
                 Slot& slot = m_slots[pos & m_mask];
                 std::lock_guard<std::mutex> guard(slot.mutex);
-                if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) && --slot.rem == 0) {
+                if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) &&
+                    --slot.rem == 0) {
                     slot.value.swap(unread);
                 }
                 // `unread` (declared before `guard`) is destroyed after the unlock.
             }
         }
-        delete std::exchange(m_cursor, nullptr);
         Channel::release(c);
     }
 
-    Channel* m_chan = nullptr;
-    detail::BroadcastCursor* m_cursor = nullptr;
+    [[nodiscard]] std::uint64_t position() const noexcept { return m_cursor.next.load(std::memory_order_relaxed); }
+    /// Moves the position on (a plain store: only this receiver writes it).
+    void advance(std::uint64_t next) noexcept { m_cursor.next.store(next, std::memory_order_relaxed); }
+
+    // The position is in the receiver itself, not in a separate heap cursor: the load and
+    // store of it that each receive carries over to the next stay at a fixed offset from a
+    // pointer the caller keeps in a register, which the CPU forwards without latency, and
+    // there is only one store (measured: a separate cursor cost 12% of a receive).
+    detail::BroadcastCursor m_cursor;
     Slot* m_slots = nullptr;
     std::uint64_t m_mask = 0;
+    Channel* m_chan = nullptr;
 };
 
 }  // namespace broadcast
@@ -1100,7 +1152,7 @@ namespace detail {
 struct BroadcastAccess {
     template <class T>
     [[nodiscard]] static std::pair<broadcast::Sender<T>, broadcast::Receiver<T>> make(std::size_t capacity,
-                                                                                     std::uint64_t first_position) {
+                                                                                      std::uint64_t first_position) {
         if (capacity == 0) {
             throw std::invalid_argument("kvbm::broadcast::channel: capacity must be greater than 0");
         }

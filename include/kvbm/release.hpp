@@ -29,8 +29,7 @@ public:
     using hash_type = H;
     using event_type = KvCacheEvent<H>;
 
-    EventReleaseHandle(H hash, broadcast::Sender<event_type> sender) noexcept(
-        std::is_nothrow_move_constructible_v<H>)
+    EventReleaseHandle(H hash, broadcast::Sender<event_type> sender) noexcept(std::is_nothrow_move_constructible_v<H>)
         : m_hash(std::move(hash)), m_sender(std::move(sender)), m_armed(true) {}
 
     EventReleaseHandle(EventReleaseHandle&& other) noexcept(std::is_nothrow_move_constructible_v<H>)
