@@ -78,23 +78,8 @@ namespace detail::js {
 
 // --- numbers to text -------------------------------------------------------------------
 
-struct U128Parts {
-    std::uint64_t hi;
-    std::uint64_t lo;
-};
-
-[[nodiscard]] inline U128Parts mul_64x64(std::uint64_t a, std::uint64_t b) noexcept {
-#if defined(__SIZEOF_INT128__)
-    __extension__ using u128 = unsigned __int128;
-    const u128 p = static_cast<u128>(a) * b;
-    return {static_cast<std::uint64_t>(p >> 64), static_cast<std::uint64_t>(p)};
-#else
-    const std::uint64_t a_lo = a & 0xffffffffU, a_hi = a >> 32, b_lo = b & 0xffffffffU, b_hi = b >> 32;
-    const std::uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
-    const std::uint64_t mid = (ll >> 32) + (lh & 0xffffffffU) + (hl & 0xffffffffU);
-    return {hh + (lh >> 32) + (hl >> 32) + (mid >> 32), (mid << 32) | (ll & 0xffffffffU)};
-#endif
-}
+using kvbm::detail::mul_64x64;
+using kvbm::detail::U128Parts;
 
 /// The high 128 bits of the 256-bit product x * y.
 [[nodiscard]] inline Uint128 mul_high_128(const Uint128& x, const Uint128& y) noexcept {

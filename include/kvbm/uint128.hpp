@@ -27,6 +27,28 @@
 
 KVBM_NAMESPACE_BEGIN
 
+namespace detail {
+/// The two 64-bit halves of a 128-bit product.
+struct U128Parts {
+    std::uint64_t hi;
+    std::uint64_t lo;
+};
+
+/// The full 128-bit product of two 64-bit values.
+[[nodiscard]] constexpr U128Parts mul_64x64(std::uint64_t a, std::uint64_t b) noexcept {
+#if defined(__SIZEOF_INT128__)
+    __extension__ using u128 = unsigned __int128;
+    const u128 p = static_cast<u128>(a) * b;
+    return {static_cast<std::uint64_t>(p >> 64), static_cast<std::uint64_t>(p)};
+#else
+    const std::uint64_t a_lo = a & 0xffffffffU, a_hi = a >> 32, b_lo = b & 0xffffffffU, b_hi = b >> 32;
+    const std::uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
+    const std::uint64_t mid = (ll >> 32) + (lh & 0xffffffffU) + (hl & 0xffffffffU);
+    return {hh + (lh >> 32) + (hl >> 32) + (mid >> 32), (mid << 32) | (ll & 0xffffffffU)};
+#endif
+}
+}  // namespace detail
+
 /// Unsigned 128-bit integer: a regular value type (trivially copyable, 16 bytes).
 /// Arithmetic wraps modulo 2^128 like the built-in unsigned types; text parsing never wraps.
 class Uint128 {
@@ -161,8 +183,8 @@ public:
     [[nodiscard]] constexpr bool checked_mul_add(std::uint64_t factor, std::uint64_t addend,
                                                  Uint128& out) const noexcept {
         // (hi*2^64 + lo) * f + a, with every partial product checked.
-        const auto [lo_hi, lo_lo] = mul_64(m_lo, factor);
-        const auto [hi_hi, hi_lo] = mul_64(m_hi, factor);
+        const auto [lo_hi, lo_lo] = detail::mul_64x64(m_lo, factor);
+        const auto [hi_hi, hi_lo] = detail::mul_64x64(m_hi, factor);
         if (hi_hi != 0) {
             return false;
         }
@@ -190,22 +212,6 @@ public:
     [[nodiscard]] static Uint128 parse(std::string_view text, int base = 10);
 
 private:
-    struct wide {
-        std::uint64_t hi;
-        std::uint64_t lo;
-    };
-    static constexpr wide mul_64(std::uint64_t a, std::uint64_t b) noexcept {
-#if defined(__SIZEOF_INT128__)
-        __extension__ using u128 = unsigned __int128;
-        const u128 p = static_cast<u128>(a) * b;
-        return {static_cast<std::uint64_t>(p >> 64), static_cast<std::uint64_t>(p)};
-#else
-        const std::uint64_t a_lo = a & 0xffffffffU, a_hi = a >> 32, b_lo = b & 0xffffffffU, b_hi = b >> 32;
-        const std::uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
-        const std::uint64_t mid = (ll >> 32) + (lh & 0xffffffffU) + (hl & 0xffffffffU);
-        return {hh + (lh >> 32) + (hl >> 32) + (mid >> 32), (mid << 32) | (ll & 0xffffffffU)};
-#endif
-    }
     /// (hi:lo) / d for hi < d; the quotient fits in 64 bits.
     static constexpr std::uint64_t div_128_by_64(std::uint64_t hi, std::uint64_t lo, std::uint64_t d,
                                                  std::uint64_t& rem) noexcept {
