@@ -8,6 +8,7 @@
 #include <kvbm/config.hpp>
 #include <kvbm/hash.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -199,15 +200,18 @@ private:
             parent = m_blocks.back().sequence_hash;
         }
         const std::uint64_t chain_seed = chain_seed_for(Layout, salt);
-        auto run = detail::plh_run<Layout>::starting_at(position);
-        for (; block != end; block += block_size, ++position) {
-            if (KVBM_UNLIKELY(position == run.end)) {
-                run = detail::plh_run<Layout>::starting_at(position);
+        // One inner loop per run of positions with the same field widths (a handful per
+        // sequence), so the per-block work has no width logic and no extra branch.
+        while (block != end) {
+            const auto run = detail::plh_run<Layout>::starting_at(position);
+            const auto left = static_cast<std::size_t>(end - block) / block_size;
+            const Token* const run_end = block + std::min<std::uint64_t>(left, run.end - position) * block_size;
+            for (; block != run_end; block += block_size, ++position) {
+                const std::uint64_t block_hash = compute_block_hash({block, block_size}, salt);
+                const std::uint64_t seq = compute_sequence_hash(parent, block_hash, chain_seed);
+                m_blocks.push_back({block_hash, seq, hash_type::from_raw(run.pack(seq, parent, position))});
+                parent = seq;
             }
-            const std::uint64_t block_hash = compute_block_hash({block, block_size}, salt);
-            const std::uint64_t seq = compute_sequence_hash(parent, block_hash, chain_seed);
-            m_blocks.push_back({block_hash, seq, hash_type::from_raw(run.pack(seq, parent, position))});
-            parent = seq;
         }
     }
 
