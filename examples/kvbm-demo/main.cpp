@@ -327,10 +327,14 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
                 stopped ? "graceful" : "TIMED OUT", static_cast<unsigned long long>(final_stats.entries),
                 static_cast<unsigned long long>(lost), static_cast<unsigned long long>(publish_errors),
                 static_cast<unsigned long long>(dropped));
-    std::printf("  lag      publishers fell behind their channel %llu times, missing %llu events; each time\n"
-                "           they re-announced the live registrations (Shutdown, then Creates), so the hub\n"
-                "           stayed right\n",
-                static_cast<unsigned long long>(recoveries), static_cast<unsigned long long>(lag));
+    if (recoveries == 0) {
+        std::printf("  lag      none: every publisher kept up with its channel\n");
+    } else {
+        std::printf("  lag      publishers fell behind their channel %llu times, missing %llu events; each time\n"
+                    "           they re-announced the live registrations (Shutdown, then Creates), so the hub\n"
+                    "           stayed right\n",
+                    static_cast<unsigned long long>(recoveries), static_cast<unsigned long long>(lag));
+    }
     if (!own_hub) {
         std::printf("  note     hub_entries_final counts the whole hub, other worker processes included\n");
     }
