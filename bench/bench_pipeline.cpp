@@ -13,6 +13,7 @@
 // `lost` sums, over all runs, events sent minus events in published batches: stop() must
 // publish everything sent before it. `lagged` would show channel loss, expected 0.
 #include "bench.hpp"
+#include "register_release.hpp"
 
 #include <kvbm/events_publisher.hpp>
 
@@ -37,29 +38,14 @@ struct RunResult {
 };
 
 RunResult run_once(std::size_t blocks) {
-    constexpr std::size_t run = 64;
-    std::vector<kvbm::PositionalLineageHash> hashes;
-    hashes.reserve(blocks);
-    for (std::size_t i = 0; i < blocks; ++i) {
-        hashes.emplace_back(0x9E3779B97F4A7C15ULL * (i + 1), i % run == 0 ? std::nullopt : std::optional<std::uint64_t>(i),
-                            i % run);
-    }
+    const auto hashes = kvbm_bench::run_hashes(blocks);
     std::uint64_t bytes = 0;
     auto manager = std::make_shared<kvbm::EventsManager<>>(kvbm::EventsManagerSettings<>{{}, 2 * blocks});
     const kvbm::BlockRegistry<> registry(manager);
     kvbm::EventsPublisher publisher(*manager, registry, DiscardPublisher{&bytes}, kvbm::InstanceId{1U});
-    std::vector<kvbm::BlockRegistrationHandle<>> held;
-    held.reserve(run);
 
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < blocks; i += run) {
-        for (std::size_t j = i; j < i + run && j < blocks; ++j) {
-            held.push_back(registry.register_hash(hashes[j]));
-        }
-        while (!held.empty()) {  // child first, as a cache evicts a sequence
-            held.pop_back();
-        }
-    }
+    kvbm_bench::register_and_release(registry, hashes);
     (void)publisher.stop();
     const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
 

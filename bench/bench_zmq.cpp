@@ -17,6 +17,7 @@
 // realistic size and must end empty. The publisher waits for room instead of dropping
 // (send_timeout -1), so the figure is lossless throughput.
 #include "bench.hpp"
+#include "register_release.hpp"
 
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/index.hpp>
@@ -93,17 +94,8 @@ struct E2eResult {
 };
 
 E2eResult registration_to_hub(std::size_t blocks) {
-    constexpr std::size_t run = 64;
-    std::vector<kvbm::PositionalLineageHash> hashes;
-    hashes.reserve(blocks);
-    std::mt19937_64 rng(11);
-    std::uint64_t parent = 0;
-    for (std::size_t i = 0; i < blocks; ++i) {
-        const std::uint64_t current = rng();
-        hashes.emplace_back(current, i % run == 0 ? std::nullopt : std::optional<std::uint64_t>(parent), i % run);
-        parent = current;
-    }
-    kvbm::PositionalIndex<> index(run * 16, 16);
+    const auto hashes = kvbm_bench::run_hashes(blocks);
+    kvbm::PositionalIndex<> index(kvbm_bench::register_run * 16, 16);
     kvbm::ZmqHub<> hub(index);
     kvbm::ZmqPublisherOptions opts;
     opts.send_timeout = std::chrono::milliseconds(-1);
@@ -115,18 +107,8 @@ E2eResult registration_to_hub(std::size_t blocks) {
     auto manager = std::make_shared<kvbm::EventsManager<>>(kvbm::EventsManagerSettings<>{{}, 2 * blocks});
     const kvbm::BlockRegistry<> registry(manager);
     kvbm::EventsPublisher publisher(*manager, registry, transport, kvbm::InstanceId{7U});
-    std::vector<kvbm::BlockRegistrationHandle<>> held;
-    held.reserve(run);
-
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < blocks; i += run) {
-        for (std::size_t j = i; j < i + run && j < blocks; ++j) {
-            held.push_back(registry.register_hash(hashes[j]));
-        }
-        while (!held.empty()) {
-            held.pop_back();
-        }
-    }
+    kvbm_bench::register_and_release(registry, hashes);
     (void)publisher.stop();  // pending batch, Shutdown, flush
     const auto m = publisher.metrics();
     const bool applied = hub.wait_for_batches(m.batches_published, std::chrono::seconds(60));
