@@ -50,6 +50,12 @@ struct HubStats {
     std::uint64_t rejected = 0;
     std::uint64_t creates_beyond_capacity = 0;
     std::map<kvbm::Uint128, std::uint64_t> applied_by_instance;  // batches per instance
+
+    /// Batches the hub applied for `id` (0 if it never heard of it).
+    [[nodiscard]] std::uint64_t applied(const kvbm::InstanceId& id) const {
+        const auto it = applied_by_instance.find(id);
+        return it == applied_by_instance.end() ? 0 : it->second;
+    }
 };
 
 /// The hub: ingest over ZeroMQ into an index, and the query service. Both run on their own

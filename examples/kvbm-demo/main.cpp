@@ -174,9 +174,7 @@ std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient&
         const auto stats = hub.stats();
         bool applied = true;
         for (auto& w : workers) {
-            const auto it = stats.applied_by_instance.find(w->id());
-            const std::uint64_t got = it == stats.applied_by_instance.end() ? 0 : it->second;
-            applied = applied && got >= w->metrics().batches_published;
+            applied = applied && stats.applied(w->id()) >= w->metrics().batches_published;
         }
         if (applied) {
             break;
@@ -298,8 +296,7 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
         final_stats = hub.stats();
         lost = 0;
         for (auto& w : workers) {
-            const auto it = final_stats.applied_by_instance.find(w->id());
-            const std::uint64_t applied = it == final_stats.applied_by_instance.end() ? 0 : it->second;
+            const std::uint64_t applied = final_stats.applied(w->id());
             const std::uint64_t published = w->metrics().batches_published;
             lost += published > applied ? published - applied : 0;
         }

@@ -118,22 +118,20 @@ struct plh_run {
         plh_run r;
         r.mode_bits = std::uint64_t{m} << 62;
         r.end = mode_end[m];
+        r.fragment_bits = plh_widths<Layout>(m).fragment_bits;  // 1.2: 59/55/51; 1.4: 54/46/38
+        r.parent_mask = (std::uint64_t{1} << r.fragment_bits) - 1;
         if constexpr (Layout == PlhLayout::kvbm_1_2) {
-            r.fragment_bits = 59 - 4 * m;  // 59/55/51
-            r.parent_mask = (std::uint64_t{1} << r.fragment_bits) - 1;
             r.current_mask = r.parent_mask;
             if (m < 2) {
                 if (position == r.end - 1) {
                     // Cut to the width the next position stores its parent with, so a
                     // child can match it exactly.
-                    r.current_mask = (std::uint64_t{1} << (r.fragment_bits - 4)) - 1;
+                    r.current_mask = (std::uint64_t{1} << plh_widths<Layout>(m + 1).fragment_bits) - 1;
                 } else {
                     r.end -= 1;
                 }
             }
         } else {
-            r.fragment_bits = 54 - 8 * m;  // 54/46/38
-            r.parent_mask = (std::uint64_t{1} << r.fragment_bits) - 1;
             r.current_mask = ~std::uint64_t{0};
         }
         return r;
