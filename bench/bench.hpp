@@ -73,8 +73,8 @@ inline void keep(T const& value) {
 #define KVBM_BENCH_CAT2(a, b) a##b
 #define KVBM_BENCH_CAT(a, b) KVBM_BENCH_CAT2(a, b)
 /// KVBM_BENCH("group") { ...body using `s` (settings)... }
-#define KVBM_BENCH(name)                                                                          \
-    static void KVBM_BENCH_CAT(kvbm_bench_fn_, __LINE__)(const ::kvbm_bench::settings& s);         \
-    static const ::kvbm_bench::registrar KVBM_BENCH_CAT(kvbm_bench_reg_, __LINE__){               \
-        name, KVBM_BENCH_CAT(kvbm_bench_fn_, __LINE__)};                                          \
+#define KVBM_BENCH(name)                                                                   \
+    static void KVBM_BENCH_CAT(kvbm_bench_fn_, __LINE__)(const ::kvbm_bench::settings& s); \
+    static const ::kvbm_bench::registrar KVBM_BENCH_CAT(kvbm_bench_reg_, __LINE__){        \
+        name, KVBM_BENCH_CAT(kvbm_bench_fn_, __LINE__)};                                   \
     static void KVBM_BENCH_CAT(kvbm_bench_fn_, __LINE__)([[maybe_unused]] const ::kvbm_bench::settings& s)

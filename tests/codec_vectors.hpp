@@ -53,8 +53,9 @@ inline std::vector<kvbm::PositionalLineageHash> vector_hashes(const nlohmann::js
 }
 
 inline kvbm::BatchKind batch_kind(const std::string& kind) {
-    return kind == "Create" ? kvbm::BatchKind::create : kind == "Remove" ? kvbm::BatchKind::remove
-                                                                         : kvbm::BatchKind::shutdown;
+    return kind == "Create"   ? kvbm::BatchKind::create
+           : kind == "Remove" ? kvbm::BatchKind::remove
+                              : kvbm::BatchKind::shutdown;
 }
 
 /// The value of an `events` vector of type KvbmCacheEvents.

@@ -40,7 +40,7 @@ struct PublishLog {
     int fail_next_publishes = 0;  // > 0: that many publish calls fail
     bool throw_on_publish = false;
     bool fail_flush = false;
-    int errors_reported = 0;  // see on_error()
+    int errors_reported = 0;                     // see on_error()
     std::chrono::microseconds publish_delay{0};  // a slow transport: sleeps this long per publish
 
     /// An `on_error` callback for EventsPublisherSettings that counts into this log.

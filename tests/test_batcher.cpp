@@ -88,7 +88,8 @@ TEST_CASE("the sort is stable: equal positions keep their arrival order", "[batc
     b.push(create(2, 2), t0, Collect{&out});
     b.finish(Collect{&out});
     REQUIRE(out.size() == 1);
-    CHECK(out[0].hashes == std::vector<PositionalLineageHash>{hash_at(2, 1), hash_at(2, 2), hash_at(4, 1), hash_at(4, 2)});
+    CHECK(out[0].hashes ==
+          std::vector<PositionalLineageHash>{hash_at(2, 1), hash_at(2, 2), hash_at(4, 1), hash_at(4, 2)});
 
     out.clear();
     b.push(remove(2, 1), t0, Collect{&out});
@@ -97,7 +98,8 @@ TEST_CASE("the sort is stable: equal positions keep their arrival order", "[batc
     b.push(remove(4, 2), t0, Collect{&out});
     b.finish(Collect{&out});
     REQUIRE(out.size() == 1);
-    CHECK(out[0].hashes == std::vector<PositionalLineageHash>{hash_at(4, 1), hash_at(4, 2), hash_at(2, 1), hash_at(2, 2)});
+    CHECK(out[0].hashes ==
+          std::vector<PositionalLineageHash>{hash_at(4, 1), hash_at(4, 2), hash_at(2, 1), hash_at(2, 2)});
 }
 
 TEST_CASE("a kind switch flushes the pending batch first", "[batcher]") {
@@ -133,7 +135,8 @@ TEST_CASE("a batch reaching max size is flushed at once", "[batcher]") {
     EventBatcher<> single(BatchingConfig{60s, 1}, t0);
     single.push(create(1), t0, Collect{&out});
     single.push(remove(1), t0, Collect{&out});
-    CHECK(out == std::vector<KvCacheEvents<>>{KvCacheEvents<>::create({hash_at(1)}), KvCacheEvents<>::remove({hash_at(1)})});
+    CHECK(out ==
+          std::vector<KvCacheEvents<>>{KvCacheEvents<>::create({hash_at(1)}), KvCacheEvents<>::remove({hash_at(1)})});
 }
 
 TEST_CASE("the window timer is periodic from construction, not started by the first event", "[batcher]") {
@@ -171,7 +174,7 @@ TEST_CASE("every flush resets the timer: kind switch and max size too", "[batche
     REQUIRE(out.size() == 1);
     CHECK(b.deadline() == t0 + 18ms);
     CHECK_FALSE(b.expire(t0 + 10ms, Collect{&out}));  // the old deadline is gone
-    b.push(remove(2), t0 + 12ms, Collect{&out});  // reaches max: flush at 12 ms
+    b.push(remove(2), t0 + 12ms, Collect{&out});      // reaches max: flush at 12 ms
     REQUIRE(out.size() == 2);
     CHECK(out[1] == KvCacheEvents<>::remove({hash_at(2), hash_at(1)}));
     CHECK(b.deadline() == t0 + 22ms);

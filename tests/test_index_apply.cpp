@@ -100,7 +100,7 @@ TEST_CASE("shutdown and remove_instance remove the instance everywhere", "[index
     }
     SECTION("remove_instance") {
         CHECK(index.remove_instance(1U) == 200);
-        CHECK(index.remove_instance(1U) == 0);  // already gone
+        CHECK(index.remove_instance(1U) == 0);   // already gone
         CHECK(index.remove_instance(42U) == 0);  // never seen
     }
     CHECK(index.entries_of(1U) == 0);

@@ -38,8 +38,8 @@ TEST_CASE("query returns the deepest held hash whatever the input order", "[inde
 
 TEST_CASE("shared prefixes list every holder, sorted", "[index]") {
     PositionalIndex<> index(8192, 16);
-    const auto system = chain(100, 32);                // a popular system prompt
-    const auto user_a = chain(101, 48, 100, 32);       // two users extending it
+    const auto system = chain(100, 32);           // a popular system prompt
+    const auto user_a = chain(101, 48, 100, 32);  // two users extending it
     const auto user_b = chain(102, 40, 100, 32);
     index.apply(creates(30U, user_a));
     index.apply(creates(10U, user_b));
@@ -74,7 +74,7 @@ TEST_CASE("query misses", "[index]") {
     CHECK_FALSE(index.query({}));
     CHECK_FALSE(index.query(chain(1, 8)));
     index.apply(creates(1U, chain(1, 8)));
-    CHECK_FALSE(index.query(chain(2, 64)));  // other lineage
+    CHECK_FALSE(index.query(chain(2, 64)));                                   // other lineage
     CHECK_FALSE(index.query(std::vector<kvbm_test::Plh>{chain(1, 30)[20]}));  // beyond capacity
     CHECK(index.query(chain(1, 30))->position == 7);
 }

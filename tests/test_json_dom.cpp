@@ -16,9 +16,8 @@ namespace kj = kvbm::json;
 
 namespace {
 const Uint128 big = Uint128::from_parts(0x0123456789abcdefULL, 0x1122334455667788ULL);  // > 2^64
-const kvbm_test::Batch batch{kvbm::KvCacheEvents<>::create({PositionalLineageHash::from_raw(9U),
-                                                            PositionalLineageHash::from_raw(big)}),
-                             big};
+const kvbm_test::Batch batch{
+    kvbm::KvCacheEvents<>::create({PositionalLineageHash::from_raw(9U), PositionalLineageHash::from_raw(big)}), big};
 }  // namespace
 
 TEST_CASE("Uint128: a number below 2^64, a decimal string above, never a rounded double") {
@@ -35,7 +34,7 @@ TEST_CASE("Uint128: a number below 2^64, a decimal string above, never a rounded
     CHECK(json(std::uint64_t{18446744073709551615ULL}).get<Uint128>() == Uint128{~std::uint64_t{0}});
     CHECK(json(7).get<Uint128>() == Uint128{7U});  // number_integer >= 0
     CHECK_THROWS_AS(json(-1).get<Uint128>(), json::out_of_range);
-    CHECK_THROWS_AS(json(1.0).get<Uint128>(), json::type_error);                       // floats lost digits
+    CHECK_THROWS_AS(json(1.0).get<Uint128>(), json::type_error);                          // floats lost digits
     CHECK_THROWS_AS(json::parse(j.get<std::string>()).get<Uint128>(), json::type_error);  // nlohmann's parse rounds
     CHECK_THROWS_AS(json("12345").get<Uint128>(), json::type_error);  // small values are numbers, as serde has them
     CHECK_THROWS_AS(json("0340282366920938463463374607431768211455").get<Uint128>(), json::type_error);
@@ -99,21 +98,24 @@ TEST_CASE("from_json accepts serde's other forms and rejects what serde rejects"
     CHECK(json::parse(R"({"events":{"Shutdown":null},"instance_id":1,"x":[1]})").get<kvbm_test::Batch>() ==
           kvbm_test::Batch{kvbm::KvCacheEvents<>::shutdown(), 1U});
     CHECK(json::parse(R"([{"Create":[9]},3])").get<kvbm_test::Batch>().instance_id == Uint128{3U});
-    CHECK((json::parse(R"({"Create":"AAAAAAAAAAAAAAAA"})").get<kj::Flavored<kvbm_test::Event, JsonFlavor::kvbm_1_3>>()
+    CHECK((json::parse(R"({"Create":"AAAAAAAAAAAAAAAA"})")
+               .get<kj::Flavored<kvbm_test::Event, JsonFlavor::kvbm_1_3>>()
                .value.hash.raw()
                .low()) == 0x4141414141414141ULL);
-    for (const char* bad : {R"({"events":"Create","instance_id":1})", R"({"events":{"Update":[]},"instance_id":1})",
-                            R"({"events":{"Create":[],"Remove":[]},"instance_id":1})", R"({"events":"Shutdown"})",
-                            R"({"instance_id":1})", R"({"events":{"Shutdown":0},"instance_id":1})",
-                            R"({"events":{"Create":[-1]},"instance_id":1})", R"({"events":{"Create":{}},"instance_id":1})",
-                            R"([{"Create":[9]},3,4])", R"("Shutdown")", R"({"events":"Shutdown","instance_id":1.5})"}) {
+    for (const char* bad :
+         {R"({"events":"Create","instance_id":1})", R"({"events":{"Update":[]},"instance_id":1})",
+          R"({"events":{"Create":[],"Remove":[]},"instance_id":1})", R"({"events":"Shutdown"})", R"({"instance_id":1})",
+          R"({"events":{"Shutdown":0},"instance_id":1})", R"({"events":{"Create":[-1]},"instance_id":1})",
+          R"({"events":{"Create":{}},"instance_id":1})", R"([{"Create":[9]},3,4])", R"("Shutdown")",
+          R"({"events":"Shutdown","instance_id":1.5})"}) {
         INFO(bad);
         CHECK_THROWS_AS(json::parse(bad).get<kvbm_test::Batch>(), json::exception);
     }
     for (const char* bad : {R"({"Create":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,256]})", R"({"Create":[0,1]})",
                             R"({"Create":1})", R"({"Create":"short"})", R"({"Shutdown":null})"}) {
         INFO(bad);
-        CHECK_THROWS_AS((json::parse(bad).get<kj::Flavored<kvbm_test::Event, JsonFlavor::kvbm_1_3>>()), json::exception);
+        CHECK_THROWS_AS((json::parse(bad).get<kj::Flavored<kvbm_test::Event, JsonFlavor::kvbm_1_3>>()),
+                        json::exception);
     }
 }
 

@@ -50,7 +50,8 @@ TEST_CASE("serde_json's verdict on every edge case, for both types and flavours"
 }
 
 TEST_CASE("a 16-byte string is a 1.3 hash (serde's deserialize_bytes), escapes decoded") {
-    const auto r = kj::parse_batch(R"({"events":{"Create":["\u0000AAAAAAAAAAAAA\/\\"]},"instance_id":1})", JsonFlavor::kvbm_1_3);
+    const auto r =
+        kj::parse_batch(R"({"events":{"Create":["\u0000AAAAAAAAAAAAA\/\\"]},"instance_id":1})", JsonFlavor::kvbm_1_3);
     REQUIRE(r);
     const auto bytes = r->events.hashes.at(0).raw().to_be_bytes();
     CHECK(bytes[0] == 0);

@@ -67,9 +67,8 @@ TEST_CASE("every malformed_json case gets serde_json's verdict in each flavour")
             const std::string suffix = std::string(key).substr(5);  // kvbm_1_2
             const bool want = c.at("reference").at("accepted_" + suffix);
             const auto r = kj::parse_batch(text, flavor);
-            INFO(c.at("name").get<std::string>() << ' ' << suffix << ": "
-                                                   << (r ? "accepted" : r.error().message()) << " / reference: "
-                                                   << c.at("reference").at("error_" + suffix));
+            INFO(c.at("name").get<std::string>() << ' ' << suffix << ": " << (r ? "accepted" : r.error().message())
+                                                 << " / reference: " << c.at("reference").at("error_" + suffix));
             CHECK(r.has_value() == want);
             ++cases;
         }
@@ -102,5 +101,6 @@ TEST_CASE("errors name the field and the problem, with serde's line and column")
     check(R"({"events":"Shutdown","instance_id":1,"instance_id":2})", v12, "duplicate field `instance_id`", 37);
     check(R"({"events":"Shutdown"})", v12, "missing field `instance_id`", 20);
     check("{\"events\":\"Shutdown\",\"instance_id\":1} x", v12, "trailing characters at line 1 column 39", 38);
-    check("{\"events\":\n\"Shutdown\",\n\"instance_id\":x}", v12, "instance_id: invalid number (expected an unsigned integer) at line 3 column 15", 37);
+    check("{\"events\":\n\"Shutdown\",\n\"instance_id\":x}", v12,
+          "instance_id: invalid number (expected an unsigned integer) at line 3 column 15", 37);
 }

@@ -98,11 +98,11 @@ struct StalledRun {
     BlockRegistry<> registry;
     std::optional<EventsPublisher<RecordingPublisher>> publisher;
     std::vector<BlockRegistrationHandle<>> kept;
-    std::vector<std::optional<BlockRegistrationHandle<>>> churn = std::vector<std::optional<BlockRegistrationHandle<>>>(64);
+    std::vector<std::optional<BlockRegistrationHandle<>>> churn =
+        std::vector<std::optional<BlockRegistrationHandle<>>>(64);
 
     StalledRun(kvbm::AnyEmissionPolicy<> policy, bool recover, bool full_batch = false)
-        : manager(std::make_shared<EventsManager<>>(EventsManagerSettings<>{std::move(policy), 4})),
-          registry(manager) {
+        : manager(std::make_shared<EventsManager<>>(EventsManagerSettings<>{std::move(policy), 4})), registry(manager) {
         EventsPublisherSettings<> settings;
         settings.batching = BatchingConfig{full_batch ? 60s : 10ms, 16};
         if (recover) {

@@ -74,9 +74,7 @@ TEST_CASE("two subscribers both see Create and Remove", "[manager]") {
     auto b = manager->subscribe();
     const BlockRegistry<> registry(manager);
     const auto h = hash_at(42);
-    {
-        auto handle = registry.register_hash(h);
-    }
+    { auto handle = registry.register_hash(h); }
     CHECK(drain(a).events == Events{create(h), remove(h)});
     CHECK(drain(b).events == Events{create(h), remove(h)});
 }

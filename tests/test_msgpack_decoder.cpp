@@ -33,8 +33,8 @@ std::string str(std::string_view s) { return byte_hex(0xa0 | s.size()) + ascii_h
 /// bin8 of `s`
 std::string bin(std::string_view s) { return "c4" + byte_hex(s.size()) + ascii_hex(s); }
 
-const std::string h9 = "c410" + std::string(30, '0') + "09";    // hash 9
-const std::string id3 = "c410" + std::string(30, '0') + "03";   // instance 3
+const std::string h9 = "c410" + std::string(30, '0') + "09";   // hash 9
+const std::string id3 = "c410" + std::string(30, '0') + "03";  // instance 3
 const std::string shutdown = str("Shutdown");
 const std::string create9 = "81" + str("Create") + "91" + h9;  // {"Create": [9]}
 
@@ -62,11 +62,17 @@ TEST_CASE("structs as maps: field names as str or bin, indices, any order") {
     CHECK(accepted("82" + str("events") + shutdown + str("instance_id") + id3) == shutdown3);
     CHECK(accepted("82" + str("instance_id") + id3 + str("events") + create9) == create9_3);
     CHECK(accepted("82" + bin("events") + shutdown + bin("instance_id") + id3) == shutdown3);
-    CHECK(accepted("82" "00" + shutdown + "01" + id3) == shutdown3);            // field indices
-    CHECK(accepted("82" "cc00" + shutdown + "cd0001" + id3) == shutdown3);      // wider uints
+    CHECK(accepted("82"
+                   "00" +
+                   shutdown + "01" + id3) == shutdown3);  // field indices
+    CHECK(accepted("82"
+                   "cc00" +
+                   shutdown + "cd0001" + id3) == shutdown3);                                       // wider uints
     CHECK(accepted("de0002" + str("events") + shutdown + str("instance_id") + id3) == shutdown3);  // map16
-    CHECK(accepted("df00000002" "00" + create9 + "01" + id3) == create9_3);     // map32
-    CHECK(accepted("dc0002" + create9 + id3) == create9_3);                     // array16 struct
+    CHECK(accepted("df00000002"
+                   "00" +
+                   create9 + "01" + id3) == create9_3);      // map32
+    CHECK(accepted("dc0002" + create9 + id3) == create9_3);  // array16 struct
 }
 
 TEST_CASE("unknown fields are skipped whatever their value") {
@@ -86,40 +92,137 @@ TEST_CASE("unknown fields are skipped whatever their value") {
 }
 
 TEST_CASE("variants by name (str or bin) or index, Shutdown also as a map to nil") {
-    CHECK(accepted("92" "81" + bin("Create") + "91" + h9 + id3) == create9_3);
-    CHECK(accepted("92" "81" "00" "91" + h9 + id3) == create9_3);
-    CHECK(accepted("92" "81" "cc00" "91" + h9 + id3) == create9_3);
-    CHECK(accepted("92" "81" "01" "90" + id3).events == kvbm::KvCacheEvents<>::remove({}));
-    CHECK(accepted("92" "02" + id3) == shutdown3);
-    CHECK(accepted("92" "cd0002" + id3) == shutdown3);
+    CHECK(accepted("92"
+                   "81" +
+                   bin("Create") + "91" + h9 + id3) == create9_3);
+    CHECK(accepted("92"
+                   "81"
+                   "00"
+                   "91" +
+                   h9 + id3) == create9_3);
+    CHECK(accepted("92"
+                   "81"
+                   "cc00"
+                   "91" +
+                   h9 + id3) == create9_3);
+    CHECK(accepted("92"
+                   "81"
+                   "01"
+                   "90" +
+                   id3)
+              .events == kvbm::KvCacheEvents<>::remove({}));
+    CHECK(accepted("92"
+                   "02" +
+                   id3) == shutdown3);
+    CHECK(accepted("92"
+                   "cd0002" +
+                   id3) == shutdown3);
     CHECK(accepted("92" + bin("Shutdown") + id3) == shutdown3);
-    CHECK(accepted("92" "81" + shutdown + "c0" + id3) == shutdown3);
-    CHECK(accepted("92" "81" "02" "c0" + id3) == shutdown3);
-    CHECK(accepted("92" "de0001" + str("Create") + "dc0001" + h9 + id3) == create9_3);
-    CHECK(accepted("92" "81" + str("Create") + "dd00000001" + h9 + id3) == create9_3);
+    CHECK(accepted("92"
+                   "81" +
+                   shutdown + "c0" + id3) == shutdown3);
+    CHECK(accepted("92"
+                   "81"
+                   "02"
+                   "c0" +
+                   id3) == shutdown3);
+    CHECK(accepted("92"
+                   "de0001" +
+                   str("Create") + "dc0001" + h9 + id3) == create9_3);
+    CHECK(accepted("92"
+                   "81" +
+                   str("Create") + "dd00000001" + h9 + id3) == create9_3);
 }
 
 TEST_CASE("what the reference rejects is rejected") {
-    rejected("92" "81" + shutdown + "00" + id3, "events.Shutdown: expected nil");
+    rejected(
+        "92"
+        "81" +
+            shutdown + "00" + id3,
+        "events.Shutdown: expected nil");
     rejected("92" + str("Create") + id3, "needs hashes");
-    rejected("92" "00" + id3, "needs hashes");
-    rejected("92" "03" + id3, "variant index 3 out of range");
-    rejected("92" "81" "03" "90" + id3, "variant index 3");
-    rejected("92" "81" "ff" "90" + id3, "expected a variant name or index, found negative fixint");
-    rejected("92" "81" "d000" "90" + id3, "found int8");  // a signed zero is no index
-    rejected("92" "80" + id3, "enum map of 0 entries");
-    rejected("92" "81" + str("Create") + "80" + id3, "expected an array of hashes");
-    rejected("92" "81" + str("Create") + "c0" + id3, "expected an array of hashes");
-    rejected("92" "81" + str("Create") + "91" "c5001000000000000000000000000000000009" + id3, "found bin16");
-    rejected("92" "81" + str("Create") + "91" "cf0000000000000009" + id3, "found uint64");
+    rejected(
+        "92"
+        "00" +
+            id3,
+        "needs hashes");
+    rejected(
+        "92"
+        "03" +
+            id3,
+        "variant index 3 out of range");
+    rejected(
+        "92"
+        "81"
+        "03"
+        "90" +
+            id3,
+        "variant index 3");
+    rejected(
+        "92"
+        "81"
+        "ff"
+        "90" +
+            id3,
+        "expected a variant name or index, found negative fixint");
+    rejected(
+        "92"
+        "81"
+        "d000"
+        "90" +
+            id3,
+        "found int8");  // a signed zero is no index
+    rejected(
+        "92"
+        "80" +
+            id3,
+        "enum map of 0 entries");
+    rejected(
+        "92"
+        "81" +
+            str("Create") + "80" + id3,
+        "expected an array of hashes");
+    rejected(
+        "92"
+        "81" +
+            str("Create") + "c0" + id3,
+        "expected an array of hashes");
+    rejected(
+        "92"
+        "81" +
+            str("Create") +
+            "91"
+            "c5001000000000000000000000000000000009" +
+            id3,
+        "found bin16");
+    rejected(
+        "92"
+        "81" +
+            str("Create") +
+            "91"
+            "cf0000000000000009" +
+            id3,
+        "found uint64");
     rejected("92" + shutdown + "c6000000100000000000000000000000000000003", "instance_id");
     rejected("92" + shutdown + "dc0010" + std::string(32, '0'), "instance_id");
     rejected("82" + str("events") + shutdown + str("events") + shutdown, "duplicate field `events`");
     rejected("82" + str("instance_id") + id3 + str("instance_id") + id3, "duplicate field `instance_id`");
     rejected("81" + str("instance_id") + id3, "missing field `events`");
-    rejected("82" "c0" + shutdown + str("instance_id") + id3, "map key must be a field name or index, found nil");
-    rejected("82" "ff" + shutdown + str("instance_id") + id3, "found negative fixint");
-    rejected("82" "cb0000000000000000" + shutdown + str("instance_id") + id3, "found float64");
+    rejected(
+        "82"
+        "c0" +
+            shutdown + str("instance_id") + id3,
+        "map key must be a field name or index, found nil");
+    rejected(
+        "82"
+        "ff" +
+            shutdown + str("instance_id") + id3,
+        "found negative fixint");
+    rejected(
+        "82"
+        "cb0000000000000000" +
+            shutdown + str("instance_id") + id3,
+        "found float64");
     rejected("90", "array of 0 fields");
     rejected("c3", "found true");
     rejected(str("text"), "found fixstr");
@@ -165,12 +268,18 @@ TEST_CASE("single events: map of one variant to one hash") {
         REQUIRE(r);
         CHECK(*r == e9);
     }
-    const auto remove = mp::decode_event(unhex("81" "01" + h9));
+    const auto remove =
+        mp::decode_event(unhex("81"
+                               "01" +
+                               h9));
     REQUIRE(remove);
     CHECK(remove->is_remove());
     for (const auto& [hex_bytes, needle] : std::vector<std::pair<std::string, std::string>>{
              {"81" + shutdown + h9, "unknown variant `Shutdown`, expected `Create` or `Remove`"},
-             {"81" "02" + h9, "variant index 2 out of range"},
+             {"81"
+              "02" +
+                  h9,
+              "variant index 2 out of range"},
              {str("Create"), "needs a hash"},
              {"00", "needs a hash"},
              {"82" + str("Create") + h9 + str("Remove") + h9, "enum map of 2 entries"},

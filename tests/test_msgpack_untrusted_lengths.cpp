@@ -81,16 +81,55 @@ TEST_CASE("headers claiming billions of elements fail without allocating for the
         CHECK(largest_allocation_rejecting(msg) <= 100 * sizeof(kvbm::PositionalLineageHash));
     }
     // Struct maps, enum maps, skipped containers and strings claiming 4G entries or bytes.
-    for (const std::string& msg :
-         {std::string("dfffffffff") + "a6" "6576656e7473" "a853687574646f776e",
-          std::string("92") + "dfffffffff" "a6437265617465" "90" + id,
-          std::string("83") + "a6" "6576656e7473" "a853687574646f776e" "a1" "78" "ddffffffff" "c0c0c0",
-          std::string("83") + "a6" "6576656e7473" "a853687574646f776e" "a1" "78" "dfffffffff" "c0c0c0",
-          std::string("83") + "a6" "6576656e7473" "a853687574646f776e" "a1" "78" "dbffffffff" "41",
-          std::string("83") + "a6" "6576656e7473" "a853687574646f776e" "a1" "78" "c6ffffffff" "41",
-          std::string("83") + "a6" "6576656e7473" "a853687574646f776e" "a1" "78" "c9ffffffff01" "41",
-          std::string("92") + "81" "dbffffffff" "43726561",
-          std::string("92") + "81a6437265617465" "91" "c6ffffffff00"}) {
+    for (const std::string& msg : {std::string("dfffffffff") + "a6"
+                                                               "6576656e7473"
+                                                               "a853687574646f776e",
+                                   std::string("92") +
+                                       "dfffffffff"
+                                       "a6437265617465"
+                                       "90" +
+                                       id,
+                                   std::string("83") + "a6"
+                                                       "6576656e7473"
+                                                       "a853687574646f776e"
+                                                       "a1"
+                                                       "78"
+                                                       "ddffffffff"
+                                                       "c0c0c0",
+                                   std::string("83") + "a6"
+                                                       "6576656e7473"
+                                                       "a853687574646f776e"
+                                                       "a1"
+                                                       "78"
+                                                       "dfffffffff"
+                                                       "c0c0c0",
+                                   std::string("83") + "a6"
+                                                       "6576656e7473"
+                                                       "a853687574646f776e"
+                                                       "a1"
+                                                       "78"
+                                                       "dbffffffff"
+                                                       "41",
+                                   std::string("83") + "a6"
+                                                       "6576656e7473"
+                                                       "a853687574646f776e"
+                                                       "a1"
+                                                       "78"
+                                                       "c6ffffffff"
+                                                       "41",
+                                   std::string("83") + "a6"
+                                                       "6576656e7473"
+                                                       "a853687574646f776e"
+                                                       "a1"
+                                                       "78"
+                                                       "c9ffffffff01"
+                                                       "41",
+                                   std::string("92") + "81"
+                                                       "dbffffffff"
+                                                       "43726561",
+                                   std::string("92") + "81a6437265617465"
+                                                       "91"
+                                                       "c6ffffffff00"}) {
         INFO(msg);
         CHECK(largest_allocation_rejecting(msg) < 1024);
     }

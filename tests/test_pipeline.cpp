@@ -97,9 +97,7 @@ TEST_CASE("register 5 then release: one Create batch ascending, one Remove batch
 
 TEST_CASE("a kind switch flushes the pending batch", "[pipeline]") {
     Pipeline p(BatchingConfig{60s, 1024});
-    {
-        auto h1 = p.registry.register_hash(hash_at(10));
-    }
+    { auto h1 = p.registry.register_hash(hash_at(10)); }
     auto h2 = p.registry.register_hash(hash_at(20));
     // Create(10) and Remove(10) were flushed by the switches; Create(20) is pending.
     REQUIRE(p.log->wait_until([&] { return p.log->calls.size() >= 2; }));

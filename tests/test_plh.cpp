@@ -87,14 +87,15 @@ TEST_CASE("a position beyond 24 bits is an error", "[plh]") {
 
 TEST_CASE("ordering sorts by position; hashing and equality are on the raw value", "[plh]") {
     std::set<PositionalLineageHash> sorted{PositionalLineageHash(5, 1, 300), PositionalLineageHash(9, 1, 2),
-                                           PositionalLineageHash(1, 1, 70000), PositionalLineageHash(3, std::nullopt, 0)};
+                                           PositionalLineageHash(1, 1, 70000),
+                                           PositionalLineageHash(3, std::nullopt, 0)};
     std::vector<std::uint64_t> positions;
     for (const auto& h : sorted) {
         positions.push_back(h.position());
     }
     CHECK(positions == std::vector<std::uint64_t>{0, 2, 300, 70000});
-    std::unordered_set<PositionalLineageHashV14> set{PositionalLineageHashV14(1, 2, 3), PositionalLineageHashV14(1, 2, 3),
-                                                     PositionalLineageHashV14(1, 2, 4)};
+    std::unordered_set<PositionalLineageHashV14> set{
+        PositionalLineageHashV14(1, 2, 3), PositionalLineageHashV14(1, 2, 3), PositionalLineageHashV14(1, 2, 4)};
     CHECK(set.size() == 2);
     CHECK(PositionalLineageHash{} == PositionalLineageHash::from_raw(Uint128{}));
 }

@@ -33,10 +33,12 @@ TEST_CASE("PowerOfTwoPolicy default range is [16, 65536], inclusive", "[policy]"
     const PowerOfTwoPolicy p;
     CHECK(p.min_position() == 16);
     CHECK(p.max_position() == 65536);
-    for (const std::uint64_t pos : std::initializer_list<std::uint64_t>{16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536}) {
+    for (const std::uint64_t pos :
+         std::initializer_list<std::uint64_t>{16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536}) {
         CHECK(p.should_emit(hash_at(pos)));
     }
-    for (const std::uint64_t pos : std::initializer_list<std::uint64_t>{0, 1, 2, 4, 8, 15, 17, 31, 33, 63, 65, 100, 1000, 10000, 65535, 65537, 131072}) {
+    for (const std::uint64_t pos : std::initializer_list<std::uint64_t>{0, 1, 2, 4, 8, 15, 17, 31, 33, 63, 65, 100,
+                                                                        1000, 10000, 65535, 65537, 131072}) {
         CHECK_FALSE(p.should_emit(hash_at(pos)));
     }
 }

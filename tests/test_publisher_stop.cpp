@@ -53,7 +53,8 @@ TEST_CASE("stop publishes the pending batch, then Shutdown for its instance, the
     CHECK(publisher.finished());
     const auto calls = log->snapshot();
     REQUIRE(calls.size() == 3);
-    CHECK(calls[0].message == KvbmCacheEvents<>{KvCacheEvents<>::create({hash_at(0), hash_at(1), hash_at(2)}), instance});
+    CHECK(calls[0].message ==
+          KvbmCacheEvents<>{KvCacheEvents<>::create({hash_at(0), hash_at(1), hash_at(2)}), instance});
     CHECK(calls[1].message == KvbmCacheEvents<>{KvCacheEvents<>::shutdown(), instance});
     CHECK(calls[2].is_flush);
     CHECK(publisher.stop());  // idempotent

@@ -70,7 +70,8 @@ TEST_CASE("appending incrementally equals hashing at once", "[tokens]") {
         at += n;
     }
     REQUIRE(whole.blocks().size() == 62);
-    CHECK(std::equal(whole.blocks().begin(), whole.blocks().end(), one_by_one.blocks().begin(), one_by_one.blocks().end()));
+    CHECK(std::equal(whole.blocks().begin(), whole.blocks().end(), one_by_one.blocks().begin(),
+                     one_by_one.blocks().end()));
     CHECK(std::equal(whole.blocks().begin(), whole.blocks().end(), chunked.blocks().begin(), chunked.blocks().end()));
     CHECK(std::equal(whole.partial_tokens().begin(), whole.partial_tokens().end(), chunked.partial_tokens().begin(),
                      chunked.partial_tokens().end()));

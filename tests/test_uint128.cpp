@@ -78,7 +78,8 @@ TEST_CASE("to_chars reports a short buffer", "[uint128]") {
 }
 
 TEST_CASE("big-endian bytes round-trip", "[uint128]") {
-    for (const Uint128 v : {Uint128{}, u64max, two64, Uint128::max(), Uint128::from_parts(0x0102030405060708, 0x090a0b0c0d0e0f10)}) {
+    for (const Uint128 v :
+         {Uint128{}, u64max, two64, Uint128::max(), Uint128::from_parts(0x0102030405060708, 0x090a0b0c0d0e0f10)}) {
         CHECK(Uint128::from_be_bytes(v.to_be_bytes()) == v);
     }
     const auto b = Uint128::from_parts(0x0102030405060708, 0x090a0b0c0d0e0f10).to_be_bytes();

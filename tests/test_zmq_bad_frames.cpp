@@ -35,16 +35,16 @@ TEST_CASE("bad messages are counted and skipped, good ones applied", "[zmq]") {
     auto truncated = good;
     truncated.pop_back();
 
-    send_frames(pub, {topic, bytes("\xc1 garbage")});              // undecodable
-    CHECK(pub.publish("s", encoded(creates(7U, {c[2]}))));          // good
-    send_frames(pub, {bytes("kvbm.other"), good});                   // unknown topic
-    send_frames(pub, {topic, {}});                                   // empty payload
-    send_frames(pub, {topic, truncated});                            // undecodable (truncated)
-    send_frames(pub, {good});                                        // untopiced, applied
-    send_frames(pub, {topic, good, good});                           // three frames: malformed
-    send_frames(pub, {{}});                                          // untopiced and empty
-    send_frames(pub, {bytes("not msgpack at all")});                 // untopiced, undecodable
-    CHECK(pub.publish("s", encoded(creates(8U, {c[3]}))));          // good
+    send_frames(pub, {topic, bytes("\xc1 garbage")});       // undecodable
+    CHECK(pub.publish("s", encoded(creates(7U, {c[2]}))));  // good
+    send_frames(pub, {bytes("kvbm.other"), good});          // unknown topic
+    send_frames(pub, {topic, {}});                          // empty payload
+    send_frames(pub, {topic, truncated});                   // undecodable (truncated)
+    send_frames(pub, {good});                               // untopiced, applied
+    send_frames(pub, {topic, good, good});                  // three frames: malformed
+    send_frames(pub, {{}});                                 // untopiced and empty
+    send_frames(pub, {bytes("not msgpack at all")});        // untopiced, undecodable
+    CHECK(pub.publish("s", encoded(creates(8U, {c[3]}))));  // good
     REQUIRE(hub.wait_for_messages(10, 10s));
 
     const auto s = hub.stats();

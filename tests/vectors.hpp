@@ -42,9 +42,7 @@ inline std::vector<std::uint32_t> chain_tokens(const nlohmann::json& desc) {
     return out;
 }
 
-inline std::uint64_t u64(const nlohmann::json& decimal_text) {
-    return std::stoull(decimal_text.get<std::string>());
-}
+inline std::uint64_t u64(const nlohmann::json& decimal_text) { return std::stoull(decimal_text.get<std::string>()); }
 
 inline kvbm::Uint128 hex128(const nlohmann::json& hex_text) {
     return kvbm::Uint128::parse(hex_text.get<std::string>(), 16);

@@ -5,11 +5,11 @@
 
 #include <kvbm/msgpack.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 namespace kvbm_test {
 

@@ -28,8 +28,8 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -100,24 +100,40 @@ Options parse(int argc, char** argv) {
             throw std::invalid_argument(name + " needs a value");
         }
         const std::string v = argv[i + 1];
-        if (name == "--workers") o.workers = number(name, v);
-        else if (name == "--requests") o.requests = number(name, v);
-        else if (name == "--block-size") o.block_size = number(name, v);
-        else if (name == "--budget") o.budget = number(name, v);
-        else if (name == "--users") o.users = number(name, v);
-        else if (name == "--system-prompts") o.system_prompts = number(name, v);
-        else if (name == "--max-seq-len") o.max_seq_len = number(name, v);
-        else if (name == "--check-every") o.check_every = number(name, v);
-        else if (name == "--seed") o.seed = number(name, v);
-        else if (name == "--bind") o.bind = v;
-        else if (name == "--query-bind") o.query_bind = v;
-        else if (name == "--hub") o.hub = v;
-        else if (name == "--query") o.query = v;
-        else if (name == "--duration") o.duration = std::stod(v);
-        else throw std::invalid_argument("unknown option " + name);
+        if (name == "--workers")
+            o.workers = number(name, v);
+        else if (name == "--requests")
+            o.requests = number(name, v);
+        else if (name == "--block-size")
+            o.block_size = number(name, v);
+        else if (name == "--budget")
+            o.budget = number(name, v);
+        else if (name == "--users")
+            o.users = number(name, v);
+        else if (name == "--system-prompts")
+            o.system_prompts = number(name, v);
+        else if (name == "--max-seq-len")
+            o.max_seq_len = number(name, v);
+        else if (name == "--check-every")
+            o.check_every = number(name, v);
+        else if (name == "--seed")
+            o.seed = number(name, v);
+        else if (name == "--bind")
+            o.bind = v;
+        else if (name == "--query-bind")
+            o.query_bind = v;
+        else if (name == "--hub")
+            o.hub = v;
+        else if (name == "--query")
+            o.query = v;
+        else if (name == "--duration")
+            o.duration = std::stod(v);
+        else
+            throw std::invalid_argument("unknown option " + name);
     }
     if (o.workers == 0 || o.block_size == 0 || o.users == 0 || o.system_prompts == 0 || o.check_every == 0) {
-        throw std::invalid_argument("--workers, --block-size, --users, --system-prompts and --check-every must be positive");
+        throw std::invalid_argument(
+            "--workers, --block-size, --users, --system-prompts and --check-every must be positive");
     }
     if (o.max_seq_len % o.block_size != 0) {
         throw std::invalid_argument("--max-seq-len must be a multiple of --block-size");
@@ -212,8 +228,8 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
         workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), events_ep, WorkerConfig{o.budget}));
         by_id[workers.back()->id()] = i;
     }
-    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s\n",
-                o.workers, o.budget, o.requests, o.block_size, events_ep.c_str());
+    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s\n", o.workers,
+                o.budget, o.requests, o.block_size, events_ep.c_str());
     Workload workload({o.system_prompts, o.users, o.max_seq_len, o.seed});
     Totals totals;
     const auto t0 = std::chrono::steady_clock::now();
@@ -259,12 +275,13 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
             for (auto& w : workers) {
                 events += w->creates() + w->removes();
             }
-            std::printf("[%6zu/%zu] %8.0f req/s  events %8llu  hub entries %6llu  router hit %5.1f%%  "
-                        "check: %llu mismatches\n",
-                        r + 1, o.requests, static_cast<double>(r + 1) / busy_seconds,
-                        static_cast<unsigned long long>(events), static_cast<unsigned long long>(stats.entries),
-                        100.0 * static_cast<double>(totals.predicted_hits) / static_cast<double>(totals.prompt_blocks),
-                        static_cast<unsigned long long>(diff));
+            std::printf(
+                "[%6zu/%zu] %8.0f req/s  events %8llu  hub entries %6llu  router hit %5.1f%%  "
+                "check: %llu mismatches\n",
+                r + 1, o.requests, static_cast<double>(r + 1) / busy_seconds, static_cast<unsigned long long>(events),
+                static_cast<unsigned long long>(stats.entries),
+                100.0 * static_cast<double>(totals.predicted_hits) / static_cast<double>(totals.prompt_blocks),
+                static_cast<unsigned long long>(diff));
             std::fflush(stdout);
             loop_start = std::chrono::steady_clock::now();
         }
@@ -307,8 +324,10 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double events_per_s = static_cast<double>(created + removed) / busy_seconds;
-    const double hit = static_cast<double>(totals.predicted_hits) / static_cast<double>(std::max<std::uint64_t>(1, totals.prompt_blocks));
-    const double actual = static_cast<double>(totals.actual_hits) / static_cast<double>(std::max<std::uint64_t>(1, totals.prompt_blocks));
+    const double hit = static_cast<double>(totals.predicted_hits) /
+                       static_cast<double>(std::max<std::uint64_t>(1, totals.prompt_blocks));
+    const double actual =
+        static_cast<double>(totals.actual_hits) / static_cast<double>(std::max<std::uint64_t>(1, totals.prompt_blocks));
 
     std::printf("\nsummary\n");
     std::printf("  events   %llu created, %llu removed, in %llu batches (%.1f MB of MessagePack), %.0f events/s\n",
@@ -319,18 +338,20 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
     std::printf("  checks   %llu quiescent checks, %llu hub/registry mismatches, %llu unsettled\n",
                 static_cast<unsigned long long>(totals.checks), static_cast<unsigned long long>(totals.mismatches),
                 static_cast<unsigned long long>(totals.unsettled));
-    std::printf("  stop     %s; hub holds %llu entries after it; %llu published batches not applied; "
-                "%llu publish errors, %llu dropped by ZeroMQ\n",
-                stopped ? "graceful" : "TIMED OUT", static_cast<unsigned long long>(final_stats.entries),
-                static_cast<unsigned long long>(lost), static_cast<unsigned long long>(publish_errors),
-                static_cast<unsigned long long>(dropped));
+    std::printf(
+        "  stop     %s; hub holds %llu entries after it; %llu published batches not applied; "
+        "%llu publish errors, %llu dropped by ZeroMQ\n",
+        stopped ? "graceful" : "TIMED OUT", static_cast<unsigned long long>(final_stats.entries),
+        static_cast<unsigned long long>(lost), static_cast<unsigned long long>(publish_errors),
+        static_cast<unsigned long long>(dropped));
     if (recoveries == 0) {
         std::printf("  lag      none: every publisher kept up with its channel\n");
     } else {
-        std::printf("  lag      publishers fell behind their channel %llu times, missing %llu events; each time\n"
-                    "           they re-announced the live registrations (Shutdown, then Creates), so the hub\n"
-                    "           stayed right\n",
-                    static_cast<unsigned long long>(recoveries), static_cast<unsigned long long>(lag));
+        std::printf(
+            "  lag      publishers fell behind their channel %llu times, missing %llu events; each time\n"
+            "           they re-announced the live registrations (Shutdown, then Creates), so the hub\n"
+            "           stayed right\n",
+            static_cast<unsigned long long>(recoveries), static_cast<unsigned long long>(lag));
     }
     if (!own_hub) {
         std::printf("  note     hub_entries_final counts the whole hub, other worker processes included\n");
@@ -357,9 +378,8 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
         {"seconds", std::round(seconds * 100) / 100},
     };
     std::cout << result.dump() << std::endl;
-    const bool ok = stopped && totals.mismatches == 0 && lost == 0 && totals.unsettled == 0 &&
-                    publish_errors == 0 && dropped == 0 && final_stats.rejected == 0 &&
-                    (!own_hub || final_stats.entries == 0);
+    const bool ok = stopped && totals.mismatches == 0 && lost == 0 && totals.unsettled == 0 && publish_errors == 0 &&
+                    dropped == 0 && final_stats.rejected == 0 && (!own_hub || final_stats.entries == 0);
     return ok ? 0 : 1;
 }
 

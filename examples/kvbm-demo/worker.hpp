@@ -148,8 +148,8 @@ private:
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
     std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>> m_publisher;
-    std::list<Hash> m_lru;                        // most recent first
-    std::unordered_map<Hash, Entry> m_cache;      // after m_lru: destroyed first
+    std::list<Hash> m_lru;                    // most recent first
+    std::unordered_map<Hash, Entry> m_cache;  // after m_lru: destroyed first
     std::uint64_t m_served = 0;
     std::uint64_t m_creates = 0;
     std::uint64_t m_removes = 0;

@@ -59,7 +59,9 @@ int run_hash(const std::vector<std::string>& args) {
     std::vector<kvbm::Token> tokens;
     const char* p = text.data();
     const char* end = p + text.size();
-    const auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; };
+    const auto is_space = [](char c) {
+        return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+    };
     while (true) {
         while (p != end && is_space(*p)) {
             ++p;

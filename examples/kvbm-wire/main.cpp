@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
         }
         throw kvbm_wire::usage_error("unknown verb " + all[0] + " (expected hash, encode or decode)");
 #else
-        throw kvbm_wire::usage_error("unknown verb " + all[0] + " (expected hash; encode and decode need nlohmann_json)");
+        throw kvbm_wire::usage_error("unknown verb " + all[0] +
+                                     " (expected hash; encode and decode need nlohmann_json)");
 #endif
     } catch (const std::exception& e) {
         std::cout.flush();

@@ -45,9 +45,12 @@ enum class BatchKind : std::uint8_t { create, remove, shutdown };
 }
 [[nodiscard]] constexpr const char* to_string(BatchKind k) noexcept {
     switch (k) {
-        case BatchKind::create: return "Create";
-        case BatchKind::remove: return "Remove";
-        case BatchKind::shutdown: return "Shutdown";
+        case BatchKind::create:
+            return "Create";
+        case BatchKind::remove:
+            return "Remove";
+        case BatchKind::shutdown:
+            return "Shutdown";
     }
     return "?";
 }
@@ -146,7 +149,7 @@ std::ostream& operator<<(std::ostream& os, const KvbmCacheEvents<H>& e) {
 
 /// Readable text of any event type (the same as operator<<).
 template <class T>
-    requires requires(std::ostream& os, const T& t) { os << t; }
+requires requires(std::ostream& os, const T& t) { os << t; }
 [[nodiscard]] std::string to_display_string(const T& value) {
     std::ostringstream os;
     os << value;

@@ -98,25 +98,24 @@ decltype(auto) publisher_target(P& p) {
 /// worker). Handles let a transport that cannot move (ZmqPublisher) be used, and let the
 /// caller read the transport's own counters while it runs.
 template <class P>
-concept PublisherHandle =
-    Publisher<P> || (detail::is_reference_wrapper<P>::value && Publisher<typename P::type>) ||
-    (!detail::is_reference_wrapper<P>::value && requires(P& p) {
-        requires Publisher<std::remove_reference_t<decltype(*p)>>;
-    });
+concept PublisherHandle = Publisher<P> ||(detail::is_reference_wrapper<P>::value&& Publisher<typename P::type>) ||
+                          (!detail::is_reference_wrapper<P>::value &&
+                           requires(P & p) { requires Publisher<std::remove_reference_t<decltype(*p)>>; });
 
 namespace detail {
 
 // Written by the worker thread only, read by anyone: relaxed single-writer counters.
 struct PublisherCounters {
     std::atomic<std::uint64_t> events_in{0}, events_published{0}, events_dropped{0}, events_reannounced{0},
-        batches_published{0}, bytes_published{0}, publish_errors{0}, flush_errors{0}, lag_events{0}, lag_reports{0}, recoveries{0};
+        batches_published{0}, bytes_published{0}, publish_errors{0}, flush_errors{0}, lag_events{0}, lag_reports{0},
+        recoveries{0};
 
     static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
         c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
     }
     [[nodiscard]] EventsPublisherMetrics read() const noexcept {
         const auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-        return {r(events_in),          r(events_published), r(events_dropped), r(events_reannounced),
+        return {r(events_in),         r(events_published), r(events_dropped), r(events_reannounced),
                 r(batches_published), r(bytes_published),  r(publish_errors), r(flush_errors),
                 r(lag_events),        r(lag_reports),      r(recoveries)};
     }
@@ -197,8 +196,8 @@ private:
         while (!stop_requested()) {
             auto now = clock::now();
             m_batcher.expire(now, sink());
-            const auto wait = std::clamp<clock::duration>(m_batcher.deadline() - now, clock::duration::zero(),
-                                                          max_idle_wait);
+            const auto wait =
+                std::clamp<clock::duration>(m_batcher.deadline() - now, clock::duration::zero(), max_idle_wait);
             auto r = m_events.recv_for(wait);
             if (r.has_value()) {
                 now = clock::now();
@@ -312,8 +311,7 @@ private:
             report("events publisher: recovery snapshot failed: " + describe(std::current_exception()));
             return;
         }
-        std::stable_sort(live.begin(), live.end(),
-                         [](const H& a, const H& b) { return a.position() < b.position(); });
+        std::stable_sort(live.begin(), live.end(), [](const H& a, const H& b) { return a.position() < b.position(); });
         PublisherCounters::add(m_counters.recoveries, 1);
         publish_shutdown();
         const std::size_t step = m_settings.batching.max_batch_size;
@@ -322,8 +320,9 @@ private:
             m_message.events.kind = BatchKind::create;
             m_message.events.hashes.assign(live.begin() + static_cast<std::ptrdiff_t>(i), end);
             if (publish_message()) {
-                PublisherCounters::add(m_counters.events_reannounced,
-                                       static_cast<std::uint64_t>(end - (live.begin() + static_cast<std::ptrdiff_t>(i))));
+                PublisherCounters::add(
+                    m_counters.events_reannounced,
+                    static_cast<std::uint64_t>(end - (live.begin() + static_cast<std::ptrdiff_t>(i))));
             }
         }
     }
@@ -401,8 +400,8 @@ private:
     P m_publisher;
     const EventsPublisherSettings<H> m_settings;
     EventBatcher<H, clock> m_batcher;
-    KvbmCacheEvents<H> m_message;       // the message being published; its vector ping-pongs with the batcher's
-    std::vector<std::uint8_t> m_buffer;  // encoded bytes, reused
+    KvbmCacheEvents<H> m_message;          // the message being published; its vector ping-pongs with the batcher's
+    std::vector<std::uint8_t> m_buffer;    // encoded bytes, reused
     std::vector<KvCacheEvent<H>> m_chunk;  // events taken from the channel at once, reused
     PublisherCounters m_counters;
 
@@ -445,8 +444,8 @@ public:
     /// Starts the worker on `events`.
     EventsPublisher(EventSubscription<H> events, P publisher, InstanceId instance_id,
                     EventsPublisherSettings<H> settings = {})
-        : m_worker(std::make_shared<detail::PublisherWorker<P, H>>(std::move(events), std::move(publisher),
-                                                                   instance_id, std::move(settings))) {
+        : m_worker(std::make_shared<detail::PublisherWorker<P, H>>(std::move(events), std::move(publisher), instance_id,
+                                                                   std::move(settings))) {
         m_thread = std::thread([worker = m_worker] { worker->run(); });
     }
 
@@ -497,8 +496,7 @@ public:
 
 private:
     static EventsPublisherSettings<H> with_recovery(EventsPublisherSettings<H> settings,
-                                                    const EventsManager<H>& manager,
-                                                    const BlockRegistry<H>& registry) {
+                                                    const EventsManager<H>& manager, const BlockRegistry<H>& registry) {
         if (!settings.recovery_snapshot) {
             settings.recovery_snapshot = [snapshot = registry.snapshot_function(), policy = manager.policy()] {
                 auto live = snapshot();

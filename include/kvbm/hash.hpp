@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <span>
 #include <ostream>
+#include <span>
 #include <stdexcept>
 #include <string>
 
@@ -226,8 +226,8 @@ public:
         return out;
     }
 
-    friend constexpr bool operator==(const BasicPositionalLineageHash&, const BasicPositionalLineageHash&) noexcept =
-        default;
+    friend constexpr bool operator==(const BasicPositionalLineageHash&,
+                                     const BasicPositionalLineageHash&) noexcept = default;
     friend constexpr std::strong_ordering operator<=>(const BasicPositionalLineageHash& a,
                                                       const BasicPositionalLineageHash& b) noexcept {
         return a.m_value <=> b.m_value;

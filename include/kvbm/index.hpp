@@ -47,7 +47,7 @@ struct IndexStats {
     std::uint64_t removes = 0;                  ///< Remove events that took a holder out
     std::uint64_t removes_unmatched = 0;        ///< Remove of a hash the instance did not hold (no change)
     std::uint64_t shutdowns = 0;                ///< Shutdown batches applied
-    std::uint64_t removed_by_shutdown = 0;        ///< holdings dropped by Shutdown or remove_instance
+    std::uint64_t removed_by_shutdown = 0;      ///< holdings dropped by Shutdown or remove_instance
     std::size_t entries = 0;                    ///< (position, hash) entries with at least one holder
     std::size_t holdings = 0;                   ///< (entry, instance) pairs
     std::size_t instances = 0;                  ///< instances holding at least one entry
@@ -405,8 +405,7 @@ private:
         }
         if (max_seq_len == 0 || max_seq_len % block_size != 0) {
             throw std::invalid_argument("kvbm::PositionalIndex: max_seq_len " + std::to_string(max_seq_len) +
-                                        " must be a positive multiple of block_size " +
-                                        std::to_string(block_size));
+                                        " must be a positive multiple of block_size " + std::to_string(block_size));
         }
     }
     [[nodiscard]] std::size_t capacity_for(std::uint64_t max_seq_len) const {

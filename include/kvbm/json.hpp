@@ -511,7 +511,9 @@ public:
         }
         if (c != '{') {
             return c < 0 ? fail("EOF while parsing a value")
-                         : fail("KvbmCacheEvents: invalid type, expected a JSON object {\"events\":..,\"instance_id\":..}");
+                         : fail(
+                               "KvbmCacheEvents: invalid type, expected a JSON object "
+                               "{\"events\":..,\"instance_id\":..}");
         }
         ++m_p;
         bool have_events = false;
@@ -529,7 +531,9 @@ public:
             if (!string(m_scratch)) {
                 return false;
             }
-            f = m_scratch == "events" ? Field::events : m_scratch == "instance_id" ? Field::instance_id : Field::ignored;
+            f = m_scratch == "events"        ? Field::events
+                : m_scratch == "instance_id" ? Field::instance_id
+                                             : Field::ignored;
             if ((f == Field::events && have_events) || (f == Field::instance_id && have_id)) {
                 return fail_at(key_at, std::string("KvbmCacheEvents: duplicate field `") + m_scratch + '`');
             }
@@ -563,7 +567,8 @@ public:
     bool event(KvCacheEvent<H>& out) {
         const int c = peek_ws();
         if (c != '{' && c != '"') {
-            return c < 0 ? fail("EOF while parsing a value") : fail("KvCacheEvent: expected an object {\"Create\": hash}");
+            return c < 0 ? fail("EOF while parsing a value")
+                         : fail("KvCacheEvent: expected an object {\"Create\": hash}");
         }
         const char* name_at = m_p++;
         if (c == '"') {
@@ -571,9 +576,10 @@ public:
                 return false;
             }
             const Variant v = variant_of(m_scratch, false);
-            return v == Variant::unknown ? unknown_variant(name_at, "KvCacheEvent", false)
-                                         : fail_at(name_at, "KvCacheEvent: invalid type: unit variant, expected newtype variant (`" +
-                                                m_scratch + "` needs a hash)");
+            return v == Variant::unknown
+                       ? unknown_variant(name_at, "KvCacheEvent", false)
+                       : fail_at(name_at, "KvCacheEvent: invalid type: unit variant, expected newtype variant (`" +
+                                              m_scratch + "` needs a hash)");
         }
         const int d = peek_ws();
         if (d != '"') {
@@ -731,7 +737,8 @@ private:
                 ++m_p;
             }
             for (const char* q = run; q != m_p;) {
-                const std::size_t n = utf8_sequence(reinterpret_cast<const unsigned char*>(q), static_cast<std::size_t>(m_p - q));
+                const std::size_t n =
+                    utf8_sequence(reinterpret_cast<const unsigned char*>(q), static_cast<std::size_t>(m_p - q));
                 if (n == 0) {
                     m_p = q;
                     return fail("invalid unicode code point");
@@ -785,16 +792,34 @@ private:
             return fail("EOF while parsing a string");
         }
         switch (*m_p++) {
-            case '"': out += '"'; return true;
-            case '\\': out += '\\'; return true;
-            case '/': out += '/'; return true;
-            case 'b': out += '\b'; return true;
-            case 'f': out += '\f'; return true;
-            case 'n': out += '\n'; return true;
-            case 'r': out += '\r'; return true;
-            case 't': out += '\t'; return true;
-            case 'u': break;
-            default: return fail("invalid escape");
+            case '"':
+                out += '"';
+                return true;
+            case '\\':
+                out += '\\';
+                return true;
+            case '/':
+                out += '/';
+                return true;
+            case 'b':
+                out += '\b';
+                return true;
+            case 'f':
+                out += '\f';
+                return true;
+            case 'n':
+                out += '\n';
+                return true;
+            case 'r':
+                out += '\r';
+                return true;
+            case 't':
+                out += '\t';
+                return true;
+            case 'u':
+                break;
+            default:
+                return fail("invalid escape");
         }
         std::uint32_t n1 = 0;
         if (!hex4(n1)) {
@@ -863,7 +888,8 @@ private:
             shown += static_cast<unsigned char>(ch) < 0x20 ? '?' : ch;
         }
         return fail_at(at, std::string(what) + ": unknown variant `" + shown + "`, " +
-                    (with_shutdown ? "expected one of `Create`, `Remove`, `Shutdown`" : "expected `Create` or `Remove`"));
+                               (with_shutdown ? "expected one of `Create`, `Remove`, `Shutdown`"
+                                              : "expected `Create` or `Remove`"));
     }
 
     bool events(KvCacheEvents<H>& out) {
@@ -879,7 +905,7 @@ private:
             }
             if (v != Variant::shutdown) {
                 return fail_at(name_at, "events: invalid type: unit variant, expected newtype variant (`" + m_scratch +
-                            "` needs a list of hashes)");
+                                            "` needs a list of hashes)");
             }
             out.kind = BatchKind::shutdown;
             out.hashes.clear();
@@ -928,7 +954,8 @@ private:
         out.clear();
         int c = peek_ws();
         if (c != '[') {
-            return c < 0 ? fail("EOF while parsing a value") : fail(Path{what}, "invalid type, expected a list of hashes");
+            return c < 0 ? fail("EOF while parsing a value")
+                         : fail(Path{what}, "invalid type, expected a list of hashes");
         }
         ++m_p;
         // A guess bounded by the input (a 1.2 hash is typically 38 digits and a comma).
@@ -1054,8 +1081,8 @@ private:
             return fail(at, "invalid type: floating point, expected u8");
         }
         if (n > 3 || parse_digits(start, n) > 255) {
-            return fail_at(start, at.text() + ": invalid value: integer `" + std::string(start, std::min<std::size_t>(n, 40)) +
-                                "`, expected u8");
+            return fail_at(start, at.text() + ": invalid value: integer `" +
+                                      std::string(start, std::min<std::size_t>(n, 40)) + "`, expected u8");
         }
         b = static_cast<std::uint8_t>(parse_digits(start, n));
         return true;
@@ -1178,11 +1205,36 @@ private:
             }
             char frame = 0;
             switch (c) {
-                case 'n': ++m_p; if (!ident("ull")) { return false; } break;
-                case 't': ++m_p; if (!ident("rue")) { return false; } break;
-                case 'f': ++m_p; if (!ident("alse")) { return false; } break;
-                case '-': ++m_p; if (!ignore_number()) { return false; } break;
-                case '"': ++m_p; if (!ignore_str()) { return false; } break;
+                case 'n':
+                    ++m_p;
+                    if (!ident("ull")) {
+                        return false;
+                    }
+                    break;
+                case 't':
+                    ++m_p;
+                    if (!ident("rue")) {
+                        return false;
+                    }
+                    break;
+                case 'f':
+                    ++m_p;
+                    if (!ident("alse")) {
+                        return false;
+                    }
+                    break;
+                case '-':
+                    ++m_p;
+                    if (!ignore_number()) {
+                        return false;
+                    }
+                    break;
+                case '"':
+                    ++m_p;
+                    if (!ignore_str()) {
+                        return false;
+                    }
+                    break;
                 case '[':
                 case '{':
                     if (enclosing != 0) {
@@ -1354,8 +1406,9 @@ Uint128 get_u128(const J& j, const char* what) {
             throw_out_of_range(j, std::string(what) + ": number out of range (>= 2^128)");
         }
         if (r.ec != std::errc{} || r.ptr != s.data() + s.size() || s[0] == '0' || v.fits_u64()) {
-            throw_type_error(j, std::string(what) + ": a string must hold the decimal digits of a value >= 2^64 "
-                                                    "(smaller values are JSON numbers)");
+            throw_type_error(j, std::string(what) +
+                                    ": a string must hold the decimal digits of a value >= 2^64 "
+                                    "(smaller values are JSON numbers)");
         }
         return v;
     }
@@ -1396,8 +1449,8 @@ Uint128 get_hash(const J& j, const char* what) {
         if (j.is_string()) {  // serde's deserialize_bytes takes a string's bytes
             const auto& s = j.template get_ref<const typename J::string_t&>();
             if (s.size() != 16) {
-                throw_type_error(j, std::string(what) + ": invalid length " + std::to_string(s.size()) +
-                                        ", expected 16 bytes");
+                throw_type_error(
+                    j, std::string(what) + ": invalid length " + std::to_string(s.size()) + ", expected 16 bytes");
             }
             std::memcpy(bytes.data(), s.data(), 16);
             return Uint128::from_be_bytes(bytes);
@@ -1406,8 +1459,8 @@ Uint128 get_hash(const J& j, const char* what) {
             throw_type_error(j, std::string(what) + ": type must be an array of 16 bytes, but is " + j.type_name());
         }
         if (j.size() != 16) {
-            throw_type_error(j, std::string(what) + ": invalid length " + std::to_string(j.size()) +
-                                    ", expected 16 bytes");
+            throw_type_error(
+                j, std::string(what) + ": invalid length " + std::to_string(j.size()) + ", expected 16 bytes");
         }
         for (std::size_t i = 0; i < 16; ++i) {
             const J& e = j[i];
@@ -1489,10 +1542,9 @@ void get_events(const J& j, KvCacheEvents<H>& e) {
             e.hashes.clear();
             return;
         }
-        throw_type_error(j, s == "Create" || s == "Remove"
-                                ? "events: `" + std::string(s) + "` needs a list of hashes"
-                                : "events: unknown variant `" + std::string(s) +
-                                      "`, expected one of `Create`, `Remove`, `Shutdown`");
+        throw_type_error(j, s == "Create" || s == "Remove" ? "events: `" + std::string(s) + "` needs a list of hashes"
+                                                           : "events: unknown variant `" + std::string(s) +
+                                                                 "`, expected one of `Create`, `Remove`, `Shutdown`");
     }
     const auto [name, value] = enum_entry(j, "events");
     if (name == "Shutdown") {
@@ -1621,7 +1673,10 @@ void put_any(J& j, const T& v) {
         put_u128(j, v);
     } else if constexpr (WireSequenceHash<T>) {
         put_hash<F>(j, v.raw());
-    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
+    } else if constexpr (requires {
+                             v.hash.raw();
+                             v.kind;
+                         }) {
         put_event<F>(j, v);
     } else if constexpr (requires { v.hashes; }) {
         put_events<F>(j, v);
@@ -1635,7 +1690,10 @@ void get_any(const J& j, T& v) {
         v = get_u128(j, "value");
     } else if constexpr (WireSequenceHash<T>) {
         v = T::from_raw(get_hash<F>(j, "hash"));
-    } else if constexpr (requires { v.hash.raw(); v.kind; }) {
+    } else if constexpr (requires {
+                             v.hash.raw();
+                             v.kind;
+                         }) {
         get_event<F>(j, v);
     } else if constexpr (requires { v.hashes; }) {
         get_events<F>(j, v);
@@ -1675,7 +1733,7 @@ void append(std::string& out, const KvCacheEvent<H>& event, JsonFlavor flavor) {
 
 /// serde_json::to_string's text of a KvbmCacheEvents or KvCacheEvent in `flavor`.
 template <class T>
-    requires requires(std::string& s, const T& v) { kvbm::json::append(s, v, JsonFlavor::kvbm_1_2); }
+requires requires(std::string& s, const T& v) { kvbm::json::append(s, v, JsonFlavor::kvbm_1_2); }
 [[nodiscard]] std::string to_string(const T& value, JsonFlavor flavor) {
     std::string out;
     append(out, value, flavor);
@@ -1686,9 +1744,8 @@ template <class T>
 /// (only whitespace may follow it).
 template <WireSequenceHash H = PositionalLineageHash>
 [[nodiscard]] DecodeResult<KvbmCacheEvents<H>> parse_batch(std::string_view text, JsonFlavor flavor) {
-    return flavor == JsonFlavor::kvbm_1_2
-               ? detail::js::parse_with<KvbmCacheEvents<H>, H, JsonFlavor::kvbm_1_2>(text)
-               : detail::js::parse_with<KvbmCacheEvents<H>, H, JsonFlavor::kvbm_1_3>(text);
+    return flavor == JsonFlavor::kvbm_1_2 ? detail::js::parse_with<KvbmCacheEvents<H>, H, JsonFlavor::kvbm_1_2>(text)
+                                          : detail::js::parse_with<KvbmCacheEvents<H>, H, JsonFlavor::kvbm_1_3>(text);
 }
 
 /// Parses one KvCacheEvent exactly as serde_json::from_slice would in `flavor`.
@@ -1735,17 +1792,13 @@ template <JsonFlavor F, class T>
     return {value};
 }
 
-
 template <detail::js::BasicJson J, class T, JsonFlavor F>
 void to_json(J& j, const Flavored<T, F>& f) {
     detail::js::put_any<F>(j, static_cast<const std::remove_cvref_t<T>&>(f.value));
 }
 
 template <detail::js::BasicJson J, class T, JsonFlavor F>
-    requires(!std::is_reference_v<T>)
-void from_json(const J& j, Flavored<T, F>& f) {
-    detail::js::get_any<F>(j, f.value);
-}
+requires(!std::is_reference_v<T>) void from_json(const J& j, Flavored<T, F>& f) { detail::js::get_any<F>(j, f.value); }
 
 }  // namespace json
 

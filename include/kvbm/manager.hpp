@@ -150,9 +150,7 @@ public:
 
     /// Events that subscribers from `subscribe()` missed because they fell more than the
     /// channel's capacity behind, summed over subscribers.
-    [[nodiscard]] std::uint64_t lagged_events() const noexcept {
-        return m_lag->events.load(std::memory_order_relaxed);
-    }
+    [[nodiscard]] std::uint64_t lagged_events() const noexcept { return m_lag->events.load(std::memory_order_relaxed); }
     /// How many times such a subscriber was told it lagged.
     [[nodiscard]] std::uint64_t lag_reports() const noexcept { return m_lag->reports.load(std::memory_order_relaxed); }
 

@@ -53,8 +53,7 @@
 // x86 with GCC or Clang: the hash loop of the encoder byte-swaps 16 bytes at a time with
 // SSSE3's pshufb, chosen at run time unless the target already guarantees SSSE3 (define
 // KVBM_NO_SIMD for the portable loop everywhere).
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(KVBM_NO_SIMD)
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVBM_NO_SIMD)
 #define KVBM_MSGPACK_SSSE3 1
 #include <immintrin.h>
 #endif
@@ -163,9 +162,10 @@ template <class H>
 inline constexpr bool is_raw_u128_v = false;
 template <PlhLayout L>
 inline constexpr bool is_raw_u128_v<BasicPositionalLineageHash<L>> =
-    sizeof(BasicPositionalLineageHash<L>) == 16 && std::is_trivially_copyable_v<BasicPositionalLineageHash<L>> &&
-    std::bit_cast<std::array<std::uint64_t, 2>>(BasicPositionalLineageHash<L>::from_raw(Uint128::from_parts(1, 2))) ==
-        std::array<std::uint64_t, 2>{1, 2};  // high word first, as Uint128 declares them
+    sizeof(BasicPositionalLineageHash<L>) == 16 &&
+    std::is_trivially_copyable_v<BasicPositionalLineageHash<L>>&& std::bit_cast<std::array<std::uint64_t, 2>>(
+        BasicPositionalLineageHash<L>::from_raw(Uint128::from_parts(
+            1, 2))) == std::array<std::uint64_t, 2>{1, 2};  // high word first, as Uint128 declares them
 
 #if KVBM_MSGPACK_SSSE3
 __attribute__((target("ssse3"), always_inline)) inline void put_u128_ssse3(std::uint8_t* out, const unsigned char* in,
@@ -179,7 +179,7 @@ __attribute__((target("ssse3"), always_inline)) inline void put_u128_ssse3(std::
 /// `c4 10` + 16 big-endian bytes for each of `n` raw u128s (high word first, little-endian).
 /// Unrolled by 4 so that the stores use constant offsets (about 25% faster than 1 by 1).
 __attribute__((target("ssse3"))) inline std::uint8_t* put_u128s_ssse3(std::uint8_t* p, const unsigned char* raw,
-                                                                        std::size_t n) noexcept {
+                                                                      std::size_t n) noexcept {
     const __m128i swap = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
     std::size_t i = 0;
     for (; i + 4 <= n; i += 4, p += 4 * msgpack::u128_size, raw += 64) {
@@ -279,10 +279,10 @@ void append(std::vector<std::uint8_t>& out, std::size_t size, Write&& write) {
 
 /// "uint16 (0xcd)": how error messages name what was found.
 [[nodiscard]] inline std::string describe_marker(std::uint8_t m) {
-    static constexpr const char* names[] = {
-        "bin8",  "bin16",  "bin32",  "ext8",   "ext16",  "ext32",  "float32", "float64", "uint8",  "uint16",
-        "uint32", "uint64", "int8",   "int16",  "int32",  "int64",  "fixext1", "fixext2", "fixext4", "fixext8",
-        "fixext16", "str8", "str16", "str32", "array16", "array32", "map16", "map32"};
+    static constexpr const char* names[] = {"bin8",    "bin16", "bin32",   "ext8",    "ext16",   "ext32",   "float32",
+                                            "float64", "uint8", "uint16",  "uint32",  "uint64",  "int8",    "int16",
+                                            "int32",   "int64", "fixext1", "fixext2", "fixext4", "fixext8", "fixext16",
+                                            "str8",    "str16", "str32",   "array16", "array32", "map16",   "map32"};
     std::string name;
     if (m <= 0x7f) {
         name = "positive fixint " + std::to_string(m);
@@ -416,8 +416,8 @@ public:
             }
             return true;
         }
-        return fail(at, "KvbmCacheEvents: expected an array of 2 fields or a map of fields, found " +
-                            describe_marker(m));
+        return fail(at,
+                    "KvbmCacheEvents: expected an array of 2 fields or a map of fields, found " + describe_marker(m));
     }
 
     bool event(KvCacheEvent<H>& out) {
@@ -467,7 +467,9 @@ public:
     [[nodiscard]] DecodeError take_error() noexcept { return std::move(m_error); }
 
 private:
-    static constexpr bool is_array(std::uint8_t m) noexcept { return (m >= 0x90 && m <= 0x9f) || m == 0xdc || m == 0xdd; }
+    static constexpr bool is_array(std::uint8_t m) noexcept {
+        return (m >= 0x90 && m <= 0x9f) || m == 0xdc || m == 0xdd;
+    }
     static constexpr bool is_map(std::uint8_t m) noexcept { return (m >= 0x80 && m <= 0x8f) || m == 0xde || m == 0xdf; }
 
     [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(m_end - m_p); }
@@ -477,9 +479,7 @@ private:
         m_error.reason = std::move(reason);
         return false;
     }
-    bool truncated(const char* what) {
-        return fail(m_end, std::string(what) + ": unexpected end of input");
-    }
+    bool truncated(const char* what) { return fail(m_end, std::string(what) + ": unexpected end of input"); }
 
     bool marker(std::uint8_t& m, const char* what) {
         if (m_p == m_end) {
@@ -591,13 +591,16 @@ private:
         if (!is_bytes) {
             return fail(at, "KvbmCacheEvents: map key must be a field name or index, found " + describe_marker(m));
         }
-        f = equals(data, n, "events") ? Field::events : equals(data, n, "instance_id") ? Field::instance_id : Field::ignored;
+        f = equals(data, n, "events")        ? Field::events
+            : equals(data, n, "instance_id") ? Field::instance_id
+                                             : Field::ignored;
         return true;
     }
 
     /// A variant identifier whose marker `m` (at `at`) has been read: name (str or bin) or index.
     bool variant(Variant& v, std::uint8_t m, const std::uint8_t* at, bool with_shutdown, const char* what) {
-        const char* expected = with_shutdown ? "expected one of `Create`, `Remove`, `Shutdown`" : "expected `Create` or `Remove`";
+        const char* expected =
+            with_shutdown ? "expected one of `Create`, `Remove`, `Shutdown`" : "expected `Create` or `Remove`";
         std::uint64_t index = 0;
         bool is_uint = false;
         if (!uint_value(m, index, is_uint, what)) {
@@ -605,7 +608,8 @@ private:
         }
         if (is_uint) {
             if (index > (with_shutdown ? 2U : 1U)) {
-                return fail(at, std::string(what) + ": variant index " + std::to_string(index) + " out of range, " + expected);
+                return fail(
+                    at, std::string(what) + ": variant index " + std::to_string(index) + " out of range, " + expected);
             }
             v = static_cast<Variant>(index);
             return true;

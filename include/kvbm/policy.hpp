@@ -61,8 +61,8 @@ public:
                                         std::to_string(min_position) + ", " + std::to_string(max_position) + "]");
         }
         if (min_position > max_position) {
-            throw std::invalid_argument("kvbm::PowerOfTwoPolicy: empty range [" + std::to_string(min_position) +
-                                        ", " + std::to_string(max_position) + "] (min > max)");
+            throw std::invalid_argument("kvbm::PowerOfTwoPolicy: empty range [" + std::to_string(min_position) + ", " +
+                                        std::to_string(max_position) + "] (min > max)");
         }
     }
 
@@ -95,9 +95,8 @@ public:
     AnyEmissionPolicy() noexcept : m_call(&call_all) {}
 
     template <class P>
-        requires(!std::same_as<std::remove_cvref_t<P>, AnyEmissionPolicy> &&
-                 EventEmissionPolicy<std::remove_cvref_t<P>, H>)
-    AnyEmissionPolicy(P&& policy)  // NOLINT(google-explicit-constructor): a policy *is* an emission policy
+    requires(!std::same_as<std::remove_cvref_t<P>, AnyEmissionPolicy> && EventEmissionPolicy<std::remove_cvref_t<P>, H>)
+        AnyEmissionPolicy(P&& policy)  // NOLINT(google-explicit-constructor): a policy *is* an emission policy
     {
         using Stored = std::remove_cvref_t<P>;
         if constexpr (std::is_same_v<Stored, AllEventsPolicy>) {

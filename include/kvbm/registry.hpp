@@ -240,8 +240,7 @@ public:
 
 private:
     friend class BlockRegistry<H>;
-    explicit BlockRegistrationHandle(std::shared_ptr<detail::Registration<H>> reg) noexcept
-        : m_reg(std::move(reg)) {}
+    explicit BlockRegistrationHandle(std::shared_ptr<detail::Registration<H>> reg) noexcept : m_reg(std::move(reg)) {}
 
     std::shared_ptr<detail::Registration<H>> m_reg;
 };
@@ -274,7 +273,7 @@ public:
     /// registration, before `register_hash` returns, on the registering thread, with no
     /// registry lock held. The registry keeps the observer alive.
     template <class O>
-        requires RegistrationObserver<O, H>
+    requires RegistrationObserver<O, H>
     explicit BlockRegistry(std::shared_ptr<O> observer) : BlockRegistry() {
         if (observer) {
             m_state->on_new = [obs = std::move(observer)](const handle_type& h) { obs->on_block_registered(h); };

@@ -57,8 +57,8 @@ public:
 
     /// Implicit from any unsigned integer up to 64 bits (`Uint128 id = 12345u;`).
     template <class U>
-        requires(std::is_unsigned_v<U> && !std::is_same_v<U, bool> && sizeof(U) <= 8)
-    constexpr Uint128(U value) noexcept  // NOLINT(google-explicit-constructor)
+    requires(std::is_unsigned_v<U> && !std::is_same_v<U, bool> &&
+             sizeof(U) <= 8) constexpr Uint128(U value) noexcept  // NOLINT(google-explicit-constructor)
         : m_lo(value) {}
 
     /// From the high and low 64-bit halves: `value = hi * 2^64 + lo`.
@@ -77,9 +77,7 @@ public:
     /// Interop with the compiler's 128-bit type, where it has one.
     constexpr explicit Uint128(native_type value) noexcept
         : m_hi(static_cast<std::uint64_t>(value >> 64)), m_lo(static_cast<std::uint64_t>(value)) {}
-    constexpr explicit operator native_type() const noexcept {
-        return (static_cast<native_type>(m_hi) << 64) | m_lo;
-    }
+    constexpr explicit operator native_type() const noexcept { return (static_cast<native_type>(m_hi) << 64) | m_lo; }
 #endif
 
     [[nodiscard]] constexpr std::uint64_t high() const noexcept { return m_hi; }
@@ -285,8 +283,7 @@ inline std::to_chars_result to_chars(char* first, char* last, Uint128 value, int
 /// like std::from_chars: stops at the first non-digit; `std::errc::invalid_argument` when
 /// there is no digit, `std::errc::result_out_of_range` when the value is >= 2^128 (then
 /// `value` is left unchanged and `ptr` points past all the digits).
-inline std::from_chars_result from_chars(const char* first, const char* last, Uint128& value,
-                                         int base = 10) noexcept {
+inline std::from_chars_result from_chars(const char* first, const char* last, Uint128& value, int base = 10) noexcept {
     const auto digit = [base](char c) -> int {
         if (c >= '0' && c <= '9') {
             return c - '0';

@@ -84,7 +84,8 @@ public:
     /// ZeroMQ context of its own. Connecting is asynchronous: see wait_connected. Throws
     /// zmq::error_t for a malformed endpoint.
     explicit ZmqPublisher(const std::string& endpoint, ZmqPublisherOptions options = {})
-        : m_own_context(std::make_unique<zmq::context_t>(1)), m_options(std::move(options)),
+        : m_own_context(std::make_unique<zmq::context_t>(1)),
+          m_options(std::move(options)),
           m_socket(*m_own_context, zmq::socket_type::xpub) {
         setup(endpoint);
     }
@@ -151,8 +152,8 @@ public:
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         poll_subscriptions(0);
         while (!m_subscribed) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 return false;
             }
@@ -433,11 +434,21 @@ private:
                     m_stats.events_applied += events;
                     m_stats.bytes_applied += payload->size();
                     break;
-                case Outcome::unknown_topic: ++m_stats.unknown_topic; break;
-                case Outcome::empty: ++m_stats.empty; break;
-                case Outcome::undecodable: ++m_stats.undecodable; break;
-                case Outcome::malformed: ++m_stats.malformed; break;
-                case Outcome::apply_failed: ++m_stats.apply_failed; break;
+                case Outcome::unknown_topic:
+                    ++m_stats.unknown_topic;
+                    break;
+                case Outcome::empty:
+                    ++m_stats.empty;
+                    break;
+                case Outcome::undecodable:
+                    ++m_stats.undecodable;
+                    break;
+                case Outcome::malformed:
+                    ++m_stats.malformed;
+                    break;
+                case Outcome::apply_failed:
+                    ++m_stats.apply_failed;
+                    break;
             }
             if (outcome != Outcome::applied) {
                 m_last_error = std::move(error);

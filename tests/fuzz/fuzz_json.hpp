@@ -28,8 +28,8 @@ void fuzz_json_round_trip(std::string_view text, kvbm::JsonFlavor flavor, Parse 
 
 inline void fuzz_json(const std::uint8_t* data, std::size_t size, kvbm::JsonFlavor flavor) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    fuzz_json_round_trip(
-        text, flavor, [](std::string_view t, kvbm::JsonFlavor f) { return kvbm::json::parse_batch(t, f); });
-    fuzz_json_round_trip(
-        text, flavor, [](std::string_view t, kvbm::JsonFlavor f) { return kvbm::json::parse_event(t, f); });
+    fuzz_json_round_trip(text, flavor,
+                         [](std::string_view t, kvbm::JsonFlavor f) { return kvbm::json::parse_batch(t, f); });
+    fuzz_json_round_trip(text, flavor,
+                         [](std::string_view t, kvbm::JsonFlavor f) { return kvbm::json::parse_event(t, f); });
 }

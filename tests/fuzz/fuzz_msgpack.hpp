@@ -8,12 +8,12 @@
 #include <cstdlib>
 #include <span>
 
-#define KVBM_FUZZ_CHECK(cond)                                                     \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
+#define KVBM_FUZZ_CHECK(cond)                                                                        \
+    do {                                                                                             \
+        if (!(cond)) {                                                                               \
             __builtin_printf("kvbm fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            std::abort();                                                         \
-        }                                                                         \
+            std::abort();                                                                            \
+        }                                                                                            \
     } while (0)
 
 template <class Decode>

@@ -29,8 +29,7 @@ public:
             if ((s & writer_bit) != 0) {
                 m_state.wait(s, std::memory_order_relaxed);
                 s = m_state.load(std::memory_order_relaxed);
-            } else if (m_state.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
-                                                     std::memory_order_relaxed)) {
+            } else if (m_state.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed)) {
                 // acquire: pairs with the writer's release in unlock().
                 return;
             }
