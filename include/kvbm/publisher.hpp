@@ -44,4 +44,13 @@ concept Publisher = requires(P& p, std::string_view subject, std::span<const std
     { p.flush() } -> std::same_as<PublishResult>;
 };
 
+/// Optional for a `Publisher`: a transport that can see a hub (re)connect (a new ZeroMQ
+/// subscriber, a NATS reconnect) provides `take_resync_request()`, which returns true once
+/// per such event. The events publisher polls it and answers with a resync (Shutdown for the
+/// instance, then the live set), since a new hub cannot know what was registered before.
+template <class P>
+concept ResyncSignalling = requires(P& p) {
+    { p.take_resync_request() } -> std::same_as<bool>;
+};
+
 KVBM_NAMESPACE_END
