@@ -11,7 +11,7 @@
 #pragma once
 
 #include <kvbm/index.hpp>
-#include <kvbm/zmq.hpp>
+#include <kvbm/zmq_hub.hpp>
 
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>

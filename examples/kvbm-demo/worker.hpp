@@ -9,7 +9,7 @@
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
-#include <kvbm/zmq.hpp>
+#include <kvbm/zmq_publisher.hpp>
 
 #include <algorithm>
 #include <chrono>
