@@ -4,7 +4,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 #include <kvbm/msgpack.hpp>
 
 #include <cstdio>
