@@ -52,7 +52,13 @@ enum class JsonFlavor : std::uint8_t {
 
 namespace detail::js {
 
-// --- numbers to text (the u128 decimal codec is kvbm::detail's, shared with to_chars) ------
+// --- numbers to text (the u128 decimal codec is shared with to_chars and from_chars) -----
+
+using decimal::digits_slack;
+using decimal::digits_to_u128;
+using decimal::max_u128_digits;
+using decimal::parse_digits;
+using decimal::write_u128;
 
 /// "0," .. "255,": the 1.3 flavour's byte elements, copied 4 bytes at a time.
 struct ByteText {

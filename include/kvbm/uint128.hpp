@@ -222,7 +222,7 @@ static_assert(sizeof(Uint128) == 16 && std::is_trivially_copyable_v<Uint128>);
 
 // --- decimal text: the one u128 codec of to_chars, from_chars and kvbm::json --------------
 
-namespace detail {
+namespace detail::decimal {
 
 /// The most decimal digits of a u128 (2^128 - 1 has 39), and how far past its end the digit
 /// writers below may store (they write whole 4-, 8- or 16-byte words).
@@ -397,14 +397,11 @@ inline char* write_u128(char* p, Uint128 v) noexcept {
     const std::uint64_t low19 = divmod_1e19(v);  // v >= 2^64 > 10^19, so v is now >= 1
     if (v.fits_u64()) {
         p = write_u64(p, v.low());
-    } else {  // 20+19 digits: v < 2^128 / 10^19 < 4 * 10^19
-        std::uint64_t first = 0;
-        while (v >= Uint128{ten19}) {
-            v -= Uint128{ten19};
-            ++first;
-        }
+    } else {  // 1+19+19 digits: 2^64 <= v < 2^128 / 10^19 < 4 * 10^19
+        // v / 10^19 = (v / 2^19) / 5^19, and v / 2^19 fits in 64 bits: a multiply, no loop.
+        const std::uint64_t first = (v >> 19).low() / (ten19 >> 19);
         *p++ = static_cast<char>('0' + first);
-        p = write_19(p, v.low());
+        p = write_19(p, v.low() - first * ten19);  // the remainder is < 10^19 < 2^64
     }
     return write_19(p, low19);
 }
@@ -449,14 +446,14 @@ inline char* write_u128(char* p, Uint128 v) noexcept {
     return high.checked_mul_add(ten19, low, out);
 }
 
-}  // namespace detail
+}  // namespace detail::decimal
 
 /// Writes `value` as text in base 10 or 16 (lowercase, no prefix, no padding) into
 /// [first, last). Like std::to_chars: on success `ec == std::errc{}` and `ptr` is one past
 /// the last character; when the buffer is too small, `ec == std::errc::value_too_large`.
 /// 39 characters hold every decimal value, 32 every hex value.
 inline std::to_chars_result to_chars(char* first, char* last, Uint128 value, int base = 10) noexcept {
-    char buf[detail::max_u128_digits + detail::digits_slack];
+    char buf[detail::decimal::max_u128_digits + detail::decimal::digits_slack];
     char* begin = buf;
     char* end = nullptr;
     if (base == 16) {
@@ -467,7 +464,7 @@ inline std::to_chars_result to_chars(char* first, char* last, Uint128 value, int
             value >>= 4;
         } while (value);
     } else {
-        end = detail::write_u128(buf, value);
+        end = detail::decimal::write_u128(buf, value);
     }
     const auto n = end - begin;
     if (last - first < n) {
@@ -512,7 +509,7 @@ inline std::from_chars_result from_chars(const char* first, const char* last, Ui
             ++significant;
         }
         Uint128 v;
-        if (!detail::digits_to_u128(significant, static_cast<std::size_t>(end - significant), v)) {
+        if (!detail::decimal::digits_to_u128(significant, static_cast<std::size_t>(end - significant), v)) {
             return {end, std::errc::result_out_of_range};
         }
         value = v;
