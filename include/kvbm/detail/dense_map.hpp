@@ -11,6 +11,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -24,24 +25,8 @@ namespace detail {
 /// Folds a 64-bit value through a 64x64->128 multiply: every input bit reaches the high
 /// bits the bucket index is taken from, even for weak user hashes (identity on integers).
 [[nodiscard]] inline std::uint64_t mix_hash(std::uint64_t h) noexcept {
-#if defined(__SIZEOF_INT128__)
-    __extension__ using u128 = unsigned __int128;
-    const u128 p = static_cast<u128>(h) * 0x9E3779B97F4A7C15ULL;
-    return static_cast<std::uint64_t>(p >> 64) ^ static_cast<std::uint64_t>(p);
-#else
-    h ^= h >> 32;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-#endif
-}
-
-/// Prefetch hint for a lookup about to happen (no effect where unsupported).
-inline void prefetch(const void* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p);
-#else
-    (void)p;
-#endif
+    const U128Parts p = mul_64x64(h, 0x9E3779B97F4A7C15ULL);
+    return p.hi ^ p.lo;
 }
 
 template <class Key, class Value, class Hash = std::hash<Key>>
