@@ -393,6 +393,68 @@ inline std::atomic<int> broadcast_heavy_barrier_failures_to_inject{0};
 #endif
 }
 
+/// A sending thread's record for the writer lease (see BroadcastCore): `busy` is 1 while the
+/// thread writes a slot under a lease. Records are never freed (a channel may still name one
+/// as its lease holder after the thread exited): a thread takes one from a pool on its first
+/// multi-sender send and returns it at exit; the next thread to take it inherits its leases,
+/// which is sound because the pool's mutex orders the old thread's writes before the new
+/// thread's.
+struct alignas(broadcast_cache_line) BroadcastWriter {
+    std::atomic<std::uint32_t> busy{0};
+    BroadcastWriter* next_free = nullptr;  // guarded by the pool's mutex
+};
+
+struct BroadcastWriterPool {
+    std::mutex mutex;
+    BroadcastWriter* free = nullptr;
+
+    /// The process's pool, deliberately never destroyed (records outlive threads).
+    static BroadcastWriterPool& instance() {
+        static auto* pool = new BroadcastWriterPool;
+        return *pool;
+    }
+    BroadcastWriter* take() {
+        std::lock_guard<std::mutex> guard(mutex);
+        if (free == nullptr) {
+            return new BroadcastWriter;
+        }
+        return std::exchange(free, free->next_free);
+    }
+    void give_back(BroadcastWriter* w) noexcept {
+        std::lock_guard<std::mutex> guard(mutex);
+        w->next_free = std::exchange(free, w);
+    }
+};
+
+// The calling thread's record: a constant-initialised pointer (read without a TLS wrapper
+// call on the hot path) and, set up on first use, a holder that returns it at thread exit.
+inline thread_local BroadcastWriter* broadcast_this_writer = nullptr;
+// Set when the thread's record went back to the pool: sends made later by this thread (from
+// thread_local destructors) take the lock and never hold a lease.
+inline thread_local bool broadcast_writer_returned = false;
+
+struct BroadcastWriterHolder {
+    BroadcastWriter* writer = BroadcastWriterPool::instance().take();
+    BroadcastWriterHolder() noexcept = default;
+    BroadcastWriterHolder(const BroadcastWriterHolder&) = delete;
+    BroadcastWriterHolder& operator=(const BroadcastWriterHolder&) = delete;
+    ~BroadcastWriterHolder() {
+        broadcast_this_writer = nullptr;
+        broadcast_writer_returned = true;
+        BroadcastWriterPool::instance().give_back(writer);
+    }
+};
+
+/// The calling thread's record, made on first use; nullptr once the thread is exiting.
+KVBM_BROADCAST_NOINLINE inline BroadcastWriter* broadcast_make_this_writer() {
+    if (broadcast_writer_returned) {
+        return nullptr;
+    }
+    static thread_local BroadcastWriterHolder holder;
+    broadcast_this_writer = holder.writer;
+    return holder.writer;
+}
+
 /// A receiver's position and its links in the channel's list of receivers (guarded by the
 /// channel lock; a moved receiver re-links). `next` is written only by its receiver and read
 /// by Sender::len().
@@ -483,6 +545,86 @@ public:
 
     /// Unlocking a word marked parked bumps the epoch and wakes the sleepers.
     KVBM_BROADCAST_NOINLINE void wake_parked() noexcept { unlock(lock()); }
+
+    // The writer lease. The pipeline always has several Senders alive (the manager's, one per
+    // release handle) but usually one thread sending; a locked send costs an atomic
+    // read-modify-write (about 5 ns here, more than the rest of the send). So a thread that
+    // made `m_lease_after` locked sends in a row is granted the lease: while it holds it, its
+    // sends (through any of its Sender copies) write as the sole sender does, with no
+    // read-modify-write: it announces itself in its record's `busy`, checks it still holds the
+    // lease, writes, and clears `busy`. Another sender revokes the lease under the lock: it
+    // clears the holder, runs the heavy barrier, and waits until the holder's `busy` is 0. The
+    // holder's announce-then-check and the revoker's clear-then-wait form a store-load pair
+    // (asymmetric Dekker: the holder pays a compiler barrier, the revoker a membarrier), so
+    // either the holder sees the lease gone or the revoker sees it busy and waits. Each
+    // revocation doubles `m_lease_after` (threads taking turns stop being granted leases);
+    // without membarrier no lease is ever granted.
+
+    /// With the lock held, before writing: takes the lease away from any other thread (`me`
+    /// may be nullptr: a thread without a record).
+    void revoke_lease(const BroadcastWriter* me) noexcept {
+        BroadcastWriter* holder = m_lease.load(std::memory_order_relaxed);
+        if (KVBM_LIKELY(holder == nullptr || holder == me)) {
+            return;
+        }
+        m_lease.store(nullptr, std::memory_order_relaxed);
+        m_lease_after = std::min<std::uint32_t>(m_lease_after * 2, max_lease_after);
+        m_revocations.fetch_add(1, std::memory_order_relaxed);
+        if (KVBM_UNLIKELY(!broadcast_heavy_barrier())) {
+            // Cannot happen once membarrier registered; if it does: fences from now on, and
+            // a grace period far longer than any store buffer holds a store.
+            m_asymmetric.store(false, std::memory_order_seq_cst);
+            m_degraded.store(true, std::memory_order_seq_cst);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            std::this_thread::sleep_for(degraded_sleep);
+        }
+        for (unsigned spins = 0; holder->busy.load(std::memory_order_acquire) != 0; ++spins) {
+            if (spins < 64) {
+                cpu_relax();
+            } else {
+                std::this_thread::yield();  // the holder was preempted mid-write
+            }
+        }
+    }
+
+    /// With the lock held, after a locked send by `me`: counts its run and grants the lease
+    /// once the run is long enough.
+    void note_locked_send(BroadcastWriter* me) noexcept {
+        if (m_last_writer != me) {
+            m_last_writer = me;
+            m_run = 0;
+            return;
+        }
+        if (++m_run >= m_lease_after && m_asymmetric.load(std::memory_order_relaxed) &&
+            m_lease.load(std::memory_order_relaxed) == nullptr) {
+            m_lease.store(me, std::memory_order_relaxed);
+            m_leases.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    /// The holder's announce-then-check; true if `me` holds the lease and may write.
+    [[nodiscard]] bool enter_lease(BroadcastWriter* me) noexcept {
+        me->busy.store(1, std::memory_order_relaxed);
+        if (KVBM_LIKELY(m_asymmetric.load(std::memory_order_relaxed))) {
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+        } else {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+        }
+        if (KVBM_LIKELY(m_lease.load(std::memory_order_relaxed) == me)) {
+            return true;
+        }
+        me->busy.store(0, std::memory_order_release);
+        return false;
+    }
+    /// The holder's write is complete: a revoker waiting on `busy` may go on.
+    static void leave_lease(BroadcastWriter* me) noexcept { me->busy.store(0, std::memory_order_release); }
+
+    [[nodiscard]] bool leased_to(const BroadcastWriter* me) const noexcept {
+        return m_lease.load(std::memory_order_relaxed) == me;
+    }
+
+    static constexpr std::uint32_t first_lease_after = 64;
+    static constexpr std::uint32_t max_lease_after = std::uint32_t{1} << 20;
 
     /// A receiver that marked the word parked (as `marked`) calls this before its last look:
     /// the other half of the pairing in wake_after_unlocked_send().
@@ -575,6 +717,12 @@ public:
         detail::visit_metric(visit, "kvbm_broadcast_heavy_barriers_total",
                              "Process-wide barriers (membarrier) run by receivers before sleeping", MetricKind::counter,
                              static_cast<double>(m_heavy_barriers.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_writer_leases_total",
+                             "Times a sending thread was granted the writer lease (lock-free multi-sender sends)",
+                             MetricKind::counter, static_cast<double>(m_leases.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_writer_lease_revocations_total",
+                             "Times another sender took the writer lease away", MetricKind::counter,
+                             static_cast<double>(m_revocations.load(std::memory_order_relaxed)));
         detail::visit_metric(visit, "kvbm_broadcast_degraded",
                              "1 if membarrier failed and the channel fell back to fences and bounded sleeps",
                              MetricKind::gauge, m_degraded.load(std::memory_order_relaxed) ? 1.0 : 0.0);
@@ -592,9 +740,13 @@ public:
 
     // Sender line: written on every send.
     alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;       // next position to write; stored under the lock
-    std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
-    BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
+    std::atomic<std::uint64_t> m_tail;                // next position to write; stored under the lock
+    std::atomic<std::size_t> m_rx_count{0};           // changed under the lock
+    BroadcastCursor* m_cursors = nullptr;             // guarded by the lock
+    std::atomic<BroadcastWriter*> m_lease{nullptr};   // set and cleared under the lock
+    BroadcastWriter* m_last_writer = nullptr;         // guarded by the lock
+    std::uint32_t m_run = 0;                          // guarded by the lock
+    std::uint32_t m_lease_after = first_lease_after;  // guarded by the lock
 
     // Handle counts. m_refs counts receivers plus one for all senders together.
     alignas(broadcast_cache_line) std::atomic<std::size_t> m_tx_count{1};
@@ -606,6 +758,8 @@ public:
     std::atomic<std::uint64_t> m_parks{0};
     std::atomic<std::uint64_t> m_wakes{0};
     std::atomic<std::uint64_t> m_heavy_barriers{0};
+    std::atomic<std::uint64_t> m_leases{0};
+    std::atomic<std::uint64_t> m_revocations{0};
     std::mutex m_contended;  // lockers that found the word locked queue here: at most one spins
     std::mutex m_park_mutex;
     std::condition_variable m_park_cv;
@@ -795,7 +949,7 @@ public:
             // Read the value before anything else: the caller has just stored it, and a locked
             // instruction in between would make these loads wait for those stores.
             const auto raw = detail::broadcast_words_of(value);
-            if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
+            if (KVBM_LIKELY(c.m_tx_count.load(std::memory_order_acquire) == 1)) {
                 // The sole sender. Sender copies are only made from a Sender, and this one is
                 // ours alone (send is non-const), so no other thread writes slots or the tail
                 // until we copy it: no lock. A sender destroyed elsewhere made the count 1
@@ -807,6 +961,21 @@ public:
                 const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
                 c.m_slots[pos & c.m_mask].write(pos, raw);
                 c.m_tail.store(pos + 1, std::memory_order_release);
+                c.wake_after_unlocked_send();
+                return SendResult<T>(receivers);
+            }
+            // Several senders: this thread may hold the writer lease (see BroadcastCore).
+            detail::BroadcastWriter* me = detail::broadcast_this_writer;
+            if (KVBM_LIKELY(me != nullptr) && c.leased_to(me) && c.enter_lease(me)) {
+                const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
+                if (KVBM_UNLIKELY(receivers == 0)) {
+                    detail::BroadcastCore::leave_lease(me);
+                    return refused(raw);
+                }
+                const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
+                c.m_slots[pos & c.m_mask].write(pos, raw);
+                c.m_tail.store(pos + 1, std::memory_order_release);
+                detail::BroadcastCore::leave_lease(me);
                 c.wake_after_unlocked_send();
                 return SendResult<T>(receivers);
             }
@@ -897,17 +1066,25 @@ private:
     // value never has to exist in memory (see broadcast_words_of).
     using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
 
-    KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
+    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked(const Words& raw) noexcept {
         Channel& c = *m_chan;
+        detail::BroadcastWriter* me = detail::broadcast_this_writer;
+        if (KVBM_UNLIKELY(me == nullptr)) {
+            me = detail::broadcast_make_this_writer();
+        }
         const std::uint32_t held = c.lock();
         const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
         if (KVBM_UNLIKELY(receivers == 0)) {
             c.unlock(held);
             return refused(raw);
         }
+        c.revoke_lease(me);  // now no other thread writes while we hold the lock
         const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
         c.m_slots[pos & c.m_mask].write(pos, raw);
         c.m_tail.store(pos + 1, std::memory_order_release);
+        if (KVBM_LIKELY(me != nullptr)) {
+            c.note_locked_send(me);
+        }
         c.unlock(held);
         return SendResult<T>(receivers);
     }
