@@ -37,6 +37,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>
 #include <kvbm/metrics.hpp>
 
 #include <algorithm>
@@ -339,16 +340,6 @@ struct [[nodiscard]] DrainResult {
 namespace detail {
 
 inline constexpr std::size_t broadcast_cache_line = 64;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    asm volatile("yield" ::: "memory");
-#else
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
 
 // A slot's version word holds the position it was last written for, shifted left by one;
 // the low bit is set while a sender is writing it. Receivers compare the version with their
