@@ -11,6 +11,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>
 #include <kvbm/uint128.hpp>
 
 #include <chrono>
@@ -29,18 +30,8 @@ namespace detail {
 /// The 64x64->128 multiply folded to 64 bits (high ^ low): the mixing step of wyhash and
 /// unordered_dense.
 [[nodiscard]] inline std::uint64_t fold_mul(std::uint64_t a, std::uint64_t b) noexcept {
-#if defined(__SIZEOF_INT128__)
-    __extension__ using u128 = unsigned __int128;
-    const u128 p = static_cast<u128>(a) * b;
-    return static_cast<std::uint64_t>(p >> 64) ^ static_cast<std::uint64_t>(p);
-#else
-    const std::uint64_t a_lo = a & 0xffffffffU, a_hi = a >> 32, b_lo = b & 0xffffffffU, b_hi = b >> 32;
-    const std::uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
-    const std::uint64_t mid = (ll >> 32) + (lh & 0xffffffffU) + (hl & 0xffffffffU);
-    const std::uint64_t lo = (mid << 32) | (ll & 0xffffffffU);
-    const std::uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
-    return hi ^ lo;
-#endif
+    const U128Parts p = mul_64x64(a, b);
+    return p.hi ^ p.lo;
 }
 
 /// Folds a 64-bit value through a 64x64->128 multiply: every input bit reaches the high
@@ -90,15 +81,8 @@ struct HashKey {
 /// A keyed 64-bit hash of 128 bits (wyhash's 16-byte step): one multiply of the key-masked
 /// halves, then one more to spread. Without the key, which inputs collide is unknown.
 [[nodiscard]] inline std::uint64_t keyed_hash(std::uint64_t high, std::uint64_t low, const HashKey& key) noexcept {
-#if defined(__SIZEOF_INT128__)
-    __extension__ using u128 = unsigned __int128;
-    const u128 p = static_cast<u128>(low ^ key.k0) * (high ^ key.k1);
-    const auto a = static_cast<std::uint64_t>(p);
-    const auto b = static_cast<std::uint64_t>(p >> 64);
-    return fold_mul(a ^ key.k2, b ^ key.k3);
-#else
-    return fold_mul(fold_mul(low ^ key.k0, high ^ key.k1) ^ key.k2, high ^ low ^ key.k3);
-#endif
+    const U128Parts p = mul_64x64(low ^ key.k0, high ^ key.k1);
+    return fold_mul(p.lo ^ key.k2, p.hi ^ key.k3);
 }
 
 /// The index maps' hash: keyed (see HashKey) on the 128 raw bits of a key that has them
@@ -121,15 +105,6 @@ struct KeyedHash {
         }
     }
 };
-
-/// Prefetch hint for a lookup about to happen (no effect where unsupported).
-inline void prefetch(const void* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p);
-#else
-    (void)p;
-#endif
-}
 
 /// Hashes marked `using is_avalanching = void;` are used as they are, others are mixed.
 template <class Hash>
