@@ -132,7 +132,7 @@ public:
             return true;
         }
         m_stopped = true;
-        return m_publisher->stop();
+        return m_publisher->stop().ok();
     }
 
 private:
