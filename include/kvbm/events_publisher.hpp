@@ -185,7 +185,9 @@ private:
 
 namespace detail {
 
-// Written by the worker thread only, read by anyone: relaxed single-writer counters.
+// Written by the worker thread only, read by anyone: single-writer counters, stored with
+// release and loaded with acquire (plain moves on x86), so a reader that sees a count sees
+// every earlier change, e.g. `resync_pending` set before the events it made the worker skip.
 struct PublisherCounters {
     std::atomic<std::uint64_t> events_in{0}, events_published{0}, events_dropped{0}, events_reannounced{0},
         batches_published{0}, bytes_published{0}, publish_errors{0}, flush_errors{0}, lag_events{0}, lag_reports{0},
@@ -193,10 +195,10 @@ struct PublisherCounters {
         resyncs_for_hub_connect{0}, resync_pending{0};
 
     static void add(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
-        c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_release);
     }
     [[nodiscard]] EventsPublisherMetrics read() const noexcept {
-        const auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+        const auto r = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_acquire); };
         return {r(events_in),
                 r(events_published),
                 r(events_dropped),
@@ -497,7 +499,7 @@ private:
 
     void set_resync_pending(bool pending) noexcept {
         m_resync_pending = pending;
-        m_counters.resync_pending.store(pending ? 1 : 0, std::memory_order_relaxed);
+        m_counters.resync_pending.store(pending ? 1 : 0, std::memory_order_release);
     }
 
     // One resync attempt: Shutdown for the instance, then the live set (taken now, from the
