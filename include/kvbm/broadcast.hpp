@@ -740,17 +740,19 @@ public:
 
     // Sender line: written on every send.
     alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;                // next position to write; stored under the lock
-    std::atomic<std::size_t> m_rx_count{0};           // changed under the lock
-    BroadcastCursor* m_cursors = nullptr;             // guarded by the lock
-    std::atomic<BroadcastWriter*> m_lease{nullptr};   // set and cleared under the lock
-    BroadcastWriter* m_last_writer = nullptr;         // guarded by the lock
-    std::uint32_t m_run = 0;                          // guarded by the lock
-    std::uint32_t m_lease_after = first_lease_after;  // guarded by the lock
+    std::atomic<std::uint64_t> m_tail;       // next position to write; stored under the lock
+    std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
+    BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
 
     // Handle counts. m_refs counts receivers plus one for all senders together.
     alignas(broadcast_cache_line) std::atomic<std::size_t> m_tx_count{1};
     std::atomic<std::size_t> m_refs{1};
+
+    // The writer lease: read on every multi-sender send, written rarely.
+    alignas(broadcast_cache_line) std::atomic<BroadcastWriter*> m_lease{nullptr};  // set, cleared under the lock
+    BroadcastWriter* m_last_writer = nullptr;                                      // guarded by the lock
+    std::uint32_t m_run = 0;                                                       // guarded by the lock
+    std::uint32_t m_lease_after = first_lease_after;                               // guarded by the lock
 
     // Cold: contention and sleeping.
     std::atomic<std::uint32_t> m_barrier_word{0};  // the parked word a heavy barrier last ran for
@@ -949,7 +951,7 @@ public:
             // Read the value before anything else: the caller has just stored it, and a locked
             // instruction in between would make these loads wait for those stores.
             const auto raw = detail::broadcast_words_of(value);
-            if (KVBM_LIKELY(c.m_tx_count.load(std::memory_order_acquire) == 1)) {
+            if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
                 // The sole sender. Sender copies are only made from a Sender, and this one is
                 // ours alone (send is non-const), so no other thread writes slots or the tail
                 // until we copy it: no lock. A sender destroyed elsewhere made the count 1
@@ -979,7 +981,13 @@ public:
                 c.wake_after_unlocked_send();
                 return SendResult<T>(receivers);
             }
-            return send_locked(raw);
+            // The lock: out of line (the send above stays small), with the words passed in
+            // registers: passing `raw` by address would make it live in memory on every send.
+            if constexpr (detail::broadcast_words<T> <= 4) {
+                return send_locked_words(raw[0], word_or_zero<1>(raw), word_or_zero<2>(raw), word_or_zero<3>(raw));
+            } else {
+                return send_locked(raw);
+            }
         } else {
             // Values with a remaining-reader count always take the lock: the count must agree
             // with the receivers that subscribe or leave meanwhile.
@@ -1066,7 +1074,26 @@ private:
     // value never has to exist in memory (see broadcast_words_of).
     using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
 
-    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked(const Words& raw) noexcept {
+    template <std::size_t I>
+    [[nodiscard]] static constexpr std::uint64_t word_or_zero(const Words& raw) noexcept {
+        if constexpr (I < std::tuple_size_v<Words>) {
+            return raw[I];
+        } else {
+            return 0;
+        }
+    }
+
+    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked_words(std::uint64_t w0, std::uint64_t w1, std::uint64_t w2,
+                                                            std::uint64_t w3) noexcept {
+        const std::array<std::uint64_t, 4> all{w0, w1, w2, w3};
+        Words raw;
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            raw[i] = all[i];
+        }
+        return send_locked(raw);
+    }
+
+    KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
         Channel& c = *m_chan;
         detail::BroadcastWriter* me = detail::broadcast_this_writer;
         if (KVBM_UNLIKELY(me == nullptr)) {
