@@ -37,6 +37,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/schedule_point.hpp>
 #include <kvbm/metrics.hpp>
 
 #include <algorithm>
@@ -508,6 +509,7 @@ public:
 
     /// Takes the lock; returns the word as locked, to be handed to unlock().
     [[nodiscard]] std::uint32_t lock() noexcept {
+        KVBM_SCHEDULE_POINT();
         std::uint32_t w = m_word.load(std::memory_order_relaxed);
         while ((w & locked) == 0) {
             if (m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
@@ -520,6 +522,7 @@ public:
     /// Releases the lock with a plain store. While it is held nobody else may change the word
     /// (receivers only set `parked` on an unlocked word), so `held` tells whether to wake.
     void unlock(std::uint32_t held) noexcept {
+        KVBM_SCHEDULE_POINT();
         if (KVBM_LIKELY((held & parked) == 0)) {
             m_word.store(held & ~locked, std::memory_order_release);
             return;
@@ -538,6 +541,7 @@ public:
         } else {
             std::atomic_thread_fence(std::memory_order_seq_cst);
         }
+        KVBM_SCHEDULE_POINT();
         if (KVBM_UNLIKELY((m_word.load(std::memory_order_relaxed) & parked) != 0)) {
             wake_parked();
         }
@@ -568,6 +572,7 @@ public:
             return;
         }
         m_lease.store(nullptr, std::memory_order_relaxed);
+        KVBM_SCHEDULE_POINT();
         m_lease_after = std::min<std::uint32_t>(m_lease_after * 2, max_lease_after);
         m_revocations.fetch_add(1, std::memory_order_relaxed);
         if (KVBM_UNLIKELY(!broadcast_heavy_barrier())) {
@@ -579,6 +584,7 @@ public:
             std::this_thread::sleep_for(degraded_sleep);
         }
         for (unsigned spins = 0; holder->busy.load(std::memory_order_acquire) != 0; ++spins) {
+            KVBM_SCHEDULE_POINT();
             if (spins < 64) {
                 cpu_relax();
             } else {
@@ -605,6 +611,7 @@ public:
     /// The holder's announce-then-check; true if `me` holds the lease and may write.
     [[nodiscard]] bool enter_lease(BroadcastWriter* me) noexcept {
         me->busy.store(1, std::memory_order_relaxed);
+        KVBM_SCHEDULE_POINT();
         if (KVBM_LIKELY(m_asymmetric.load(std::memory_order_relaxed))) {
             std::atomic_signal_fence(std::memory_order_seq_cst);
         } else {
@@ -858,20 +865,25 @@ struct alignas(broadcast_slot_align<T>) BroadcastSlot<T, true> {
     /// Called by the one sender allowed to write (lock holder or sole sender).
     void write(std::uint64_t pos, const std::array<std::uint64_t, broadcast_words<T>>& raw) noexcept {
         // Release: a receiver that sees "being written for pos" also sees tail >= pos.
+        KVBM_SCHEDULE_POINT();
         version.store(broadcast_writing(pos), std::memory_order_release);
+        KVBM_SCHEDULE_POINT();
         // Orders the mark before the word stores: a reader that loads any new word and then
         // fences (acquire) sees the mark when it re-reads the version.
         std::atomic_thread_fence(std::memory_order_release);
         for (std::size_t i = 0; i < raw.size(); ++i) {
             words[i].store(raw[i], std::memory_order_relaxed);
+            KVBM_SCHEDULE_POINT();
         }
         version.store(broadcast_published(pos), std::memory_order_release);
+        KVBM_SCHEDULE_POINT();
     }
 
     /// The value's words; may be torn: the caller validates with the version afterwards.
     [[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> read() const noexcept {
         std::array<std::uint64_t, broadcast_words<T>> raw;
         for (std::size_t i = 0; i < raw.size(); ++i) {
+            KVBM_SCHEDULE_POINT();
             raw[i] = words[i].load(std::memory_order_relaxed);
         }
         return raw;
@@ -951,6 +963,7 @@ public:
             // Read the value before anything else: the caller has just stored it, and a locked
             // instruction in between would make these loads wait for those stores.
             const auto raw = detail::broadcast_words_of(value);
+            KVBM_SCHEDULE_POINT();
             if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
                 // The sole sender. Sender copies are only made from a Sender, and this one is
                 // ours alone (send is non-const), so no other thread writes slots or the tail
@@ -1128,6 +1141,7 @@ private:
         if (c == nullptr) {
             return;
         }
+        KVBM_SCHEDULE_POINT();
         if (c->m_tx_count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             const std::uint32_t held = c->lock();
             c->m_closed.store(true, std::memory_order_release);
@@ -1304,6 +1318,7 @@ private:
             const std::uint64_t next = position();
             Slot& slot = m_slots[next & m_mask];
             std::uint64_t version = 0;
+            KVBM_SCHEDULE_POINT();
             if constexpr (detail::broadcast_seqlock<T>) {
                 version = slot.version.load(std::memory_order_acquire);
                 if (version == detail::broadcast_published(next)) {
@@ -1342,6 +1357,7 @@ private:
                 }
                 return RecvResult<T>(RecvStatus::closed, 0);
             }
+            KVBM_SCHEDULE_POINT();
             // Overwritten: resume at the oldest value still retained. The version we saw was
             // stored after the tail reached its position, so `tail` is at least that far.
             const std::uint64_t tail = c.m_tail.load(std::memory_order_acquire);
@@ -1386,7 +1402,9 @@ private:
                 }
                 w |= detail::BroadcastCore::parked;
             }
+            KVBM_SCHEDULE_POINT();
             c.barrier_before_sleep(w);
+            KVBM_SCHEDULE_POINT();
             r = try_recv();
             if (!r.is_empty()) {
                 return r;
