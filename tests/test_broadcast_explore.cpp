@@ -113,8 +113,8 @@ std::string run_one(std::uint64_t seed, Path path) {
     std::mt19937_64 rng(seed);
     const std::uint64_t capacity = std::uint64_t{1} << (rng() % 3);  // 1, 2 or 4 (or below)
     const bool roomy = rng() % 5 == 0;                               // sometimes no lag possible
-    const std::uint32_t per_sender = path == Path::lease ? 160 : 24 + static_cast<std::uint32_t>(rng() % 40);
-    const int senders = path == Path::sole || path == Path::lease ? 1 : 2;
+    const std::uint32_t per_sender = path == Path::lease ? 120 : 24 + static_cast<std::uint32_t>(rng() % 40);
+    const int senders = path == Path::sole ? 1 : 2;
     const std::uint64_t cap = roomy ? 512 : capacity;
 
     auto chan = bc::channel<T>(cap);
@@ -187,14 +187,20 @@ std::string run_one(std::uint64_t seed, Path path) {
     for (int s = 0; s < senders; ++s) {
         producers.emplace_back([&, s, sender = std::move(handles[static_cast<std::size_t>(s)])]() mutable {
             std::optional<bc::Sender<T>> second;
-            if (path == Path::lease) {
+            if (path == Path::lease && s == 0) {
                 second.emplace(sender);  // two copies in one thread: the lease after a run
             }
-            const std::uint32_t mine = path == Path::leave_early && s == 1 ? per_sender / 3 : per_sender;
+            std::uint32_t mine = per_sender;
+            if ((path == Path::leave_early || path == Path::lease) && s == 1) {
+                mine = per_sender / (path == Path::lease ? 10 : 3);  // lease: now and then revokes
+            }
             for (std::uint32_t q = 0; q < mine; ++q) {
                 auto& via = second && q % 2 == 1 ? *second : sender;
                 if (!via.send(make<T>(static_cast<std::uint32_t>(s), q)).ok()) {
                     ++refused;
+                }
+                if (path == Path::lease && s == 1) {
+                    std::this_thread::yield();
                 }
             }
             sent_by[static_cast<std::size_t>(s)] = mine;
@@ -252,6 +258,8 @@ TEST_CASE("schedule explorer: the channel's invariants over many interleavings",
     const double budget = budget_seconds();
     Points::hits = 0;
     CountedMsg::live = 0;
+    kvbm::detail::broadcast_first_lease_after = 2;  // leases granted and revoked within a run
+    kvbm_test::OnExit restore([] { kvbm::detail::broadcast_first_lease_after = 64; });
     std::uint64_t schedules = 0;
     std::uint64_t per_path[4] = {};
     for (std::uint64_t seed = 1; seed <= 20000; ++seed) {
@@ -275,6 +283,6 @@ TEST_CASE("schedule explorer: the channel's invariants over many interleavings",
         static_cast<unsigned long long>(per_path[1]), static_cast<unsigned long long>(per_path[2]),
         static_cast<unsigned long long>(per_path[3]), static_cast<unsigned long long>(Points::hits.load()),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    REQUIRE(schedules >= 100);
-    REQUIRE(Points::hits > schedules * 100);  // the points are really compiled in and reached
+    REQUIRE(schedules >= 20);                 // on a loaded machine a schedule can take a while
+    REQUIRE(Points::hits > schedules * 100);  // the points are compiled in and reached
 }

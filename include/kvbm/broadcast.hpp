@@ -456,6 +456,10 @@ KVBM_BROADCAST_NOINLINE inline BroadcastWriter* broadcast_make_this_writer() {
     return holder.writer;
 }
 
+/// Locked sends in a row by one thread before it is granted the writer lease (doubled on each
+/// revocation). A variable only so that tests can make leases come and go quickly.
+inline std::atomic<std::uint32_t> broadcast_first_lease_after{64};
+
 /// A receiver's position and its links in the channel's list of receivers (guarded by the
 /// channel lock; a moved receiver re-links). `next` is written only by its receiver and read
 /// by Sender::len().
@@ -630,7 +634,6 @@ public:
         return m_lease.load(std::memory_order_relaxed) == me;
     }
 
-    static constexpr std::uint32_t first_lease_after = 64;
     static constexpr std::uint32_t max_lease_after = std::uint32_t{1} << 20;
 
     /// A receiver that marked the word parked (as `marked`) calls this before its last look:
@@ -759,7 +762,7 @@ public:
     alignas(broadcast_cache_line) std::atomic<BroadcastWriter*> m_lease{nullptr};  // set, cleared under the lock
     BroadcastWriter* m_last_writer = nullptr;                                      // guarded by the lock
     std::uint32_t m_run = 0;                                                       // guarded by the lock
-    std::uint32_t m_lease_after = first_lease_after;                               // guarded by the lock
+    std::uint32_t m_lease_after = broadcast_first_lease_after.load(std::memory_order_relaxed);  // guarded by the lock
 
     // Cold: contention and sleeping.
     std::atomic<std::uint32_t> m_barrier_word{0};  // the parked word a heavy barrier last ran for

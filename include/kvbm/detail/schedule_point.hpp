@@ -52,18 +52,15 @@ inline void schedule_point() noexcept {
     s.state ^= s.state << 25;
     s.state ^= s.state >> 27;
     const std::uint64_t r = s.state * 0x2545F4914F6CDD1DULL;
-    switch (r >> 61) {  // 8 cases: mostly run on, sometimes yield, sometimes dawdle
-        case 0:
-        case 1:
-            std::this_thread::yield();
-            break;
-        case 2:
-            for (std::uint64_t i = (r >> 8) & 255; i > 0; --i) {
-                std::atomic_signal_fence(std::memory_order_seq_cst);
-            }
-            break;
-        default:
-            break;
+    // 1 in 32: yield (a real switch, but costly when the machine is busy: it may give the
+    // core away for a whole time slice); 3 in 32: dawdle a little; otherwise run on.
+    const std::uint64_t pick = r >> 59;
+    if (pick == 0) {
+        std::this_thread::yield();
+    } else if (pick <= 3) {
+        for (std::uint64_t i = (r >> 8) & 511; i > 0; --i) {
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+        }
     }
 }
 
