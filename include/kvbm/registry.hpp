@@ -7,6 +7,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/schedule_point.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 
@@ -296,6 +297,7 @@ public:
                 if (auto live = it->second.live.lock()) {
                     return handle_type(std::move(live));
                 }
+                KVBM_SCHEDULE_POINT();
                 st.released.wait(lock);  // the previous registration is releasing: its Remove first
             }
             reg = std::make_shared<detail::Registration<H>>(hash, m_state);
