@@ -1,0 +1,244 @@
+// kvbm-hub's server: the index, ZeroMQ ingest, the lease sweeper and the HTTP listener
+// (cpp-httplib) around HubApi. kvbm-hub's main and kvbm-demo's in-process hub both run it.
+#pragma once
+
+#include "hub_api.hpp"
+
+#include <kvbm/index.hpp>
+#include <kvbm/zmq.hpp>
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace kvbm_hub {
+
+/// Everything kvbm-hub's flags set.
+struct HubOptions {
+    std::string http_host = "127.0.0.1";
+    int http_port = 1337;  ///< 0 picks a free port
+    std::string zmq_bind = "tcp://0.0.0.0:0";
+    std::string advertise_host = "127.0.0.1";
+    std::uint64_t block_size = 16;
+    std::uint64_t max_seq_len = 65536;
+    std::chrono::milliseconds lease_ttl{10000};
+    std::size_t max_body_bytes = std::size_t{1} << 20;  ///< larger request bodies get 413
+    std::size_t http_threads = 16;                      ///< connections served at once
+    std::optional<std::string> control_token;
+};
+
+namespace detail {
+
+/// httplib's server with a deeper listen backlog: the compiled library listens with a
+/// backlog of 5, so a burst of connecting clients (a load generator) would see SYNs dropped
+/// and retried a second later. Linux lets listen() be called again to change it.
+class Listener : public httplib::Server {
+public:
+    void deepen_backlog(int backlog) {
+        const auto fd = svr_sock_.load();
+        if (fd != INVALID_SOCKET) {
+            (void)::listen(fd, backlog);
+        }
+    }
+};
+
+/// The port of a bound "tcp://host:port" endpoint.
+inline std::string endpoint_port(const std::string& endpoint) {
+    const auto colon = endpoint.rfind(':');
+    if (colon == std::string::npos) {
+        throw std::invalid_argument("no port in endpoint " + endpoint);
+    }
+    return endpoint.substr(colon + 1);
+}
+
+}  // namespace detail
+
+/// The running hub. Construction binds both listeners (throws on failure) and starts every
+/// thread; destruction (or stop()) stops them. Thread-safe.
+class HubServer {
+public:
+    explicit HubServer(HubOptions options)
+        : m_options(std::move(options)),
+          m_index(m_options.max_seq_len, m_options.block_size),
+          m_leases(m_options.lease_ttl),
+          m_api(m_index, m_leases, api_options(m_options)),
+          m_ingest(m_index, ingest_options(m_options)) {
+        const std::string bound = m_ingest.endpoint();
+        m_zmq_endpoint = "tcp://" + m_options.advertise_host + ":" + detail::endpoint_port(bound);
+        m_api.set_zmq_endpoint(m_zmq_endpoint);
+        m_api.set_metrics_renderer([this] { return metrics_text(); });
+        setup_http();
+        m_sweeper = std::thread([this] { sweep(); });
+        m_http_thread = std::thread([this] { m_http.listen_after_bind(); });
+        // httplib's stop() does nothing before the loop runs: wait for it, so stop() always
+        // ends it.
+        const auto deadline = Clock::now() + std::chrono::seconds(10);
+        while (!m_http.is_running() && Clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+
+    HubServer(const HubServer&) = delete;
+    HubServer& operator=(const HubServer&) = delete;
+    ~HubServer() { stop(); }
+
+    /// Stops HTTP, ingest and the sweeper; idempotent.
+    void stop() {
+        std::call_once(m_stopped, [this] {
+            m_http.stop();
+            if (m_http_thread.joinable()) {
+                m_http_thread.join();
+            }
+            m_stop.store(true);
+            m_leases.wake();
+            if (m_sweeper.joinable()) {
+                m_sweeper.join();
+            }
+            m_ingest.stop();
+        });
+    }
+
+    /// "http://HOST:PORT", with the port resolved.
+    [[nodiscard]] const std::string& http_url() const noexcept { return m_http_url; }
+    /// The advertised ingest endpoint ("tcp://ADVERTISE_HOST:PORT").
+    [[nodiscard]] const std::string& zmq_endpoint() const noexcept { return m_zmq_endpoint; }
+    /// The one line kvbm-hub prints when ready.
+    [[nodiscard]] std::string ready_line() const {
+        return "{\"http\":\"" + m_http_url + "\",\"zmq\":\"" + m_zmq_endpoint + "\"}";
+    }
+
+    [[nodiscard]] kvbm::PositionalIndex<Hash>& index() noexcept { return m_index; }
+    [[nodiscard]] HubApi& api() noexcept { return m_api; }
+
+    /// Every metric of the hub (ingest, index, leases, HTTP).
+    template <class Visitor>
+    void for_each_metric(Visitor&& visit) const {
+        using kvbm::MetricKind;
+        using kvbm::detail::visit_metric;
+        const auto ingest = m_ingest.stats();
+        visit_metric(visit, "kvbm_hub_batches_applied_total", "Batches decoded and applied to the index.",
+                     MetricKind::counter, static_cast<double>(ingest.batches_applied));
+        visit_metric(visit, "kvbm_hub_events_applied_total", "Events (hashes) in the applied batches.",
+                     MetricKind::counter, static_cast<double>(ingest.events_applied));
+        const auto idx = m_index.stats();
+        visit_metric(visit, "kvbm_hub_index_entries", "(position, hash) entries with at least one holder.",
+                     MetricKind::gauge, static_cast<double>(idx.entries));
+        visit_metric(visit, "kvbm_hub_index_holdings", "(entry, instance) pairs in the index.", MetricKind::gauge,
+                     static_cast<double>(idx.holdings));
+        visit_metric(visit, "kvbm_hub_index_instances", "Instances holding at least one entry.", MetricKind::gauge,
+                     static_cast<double>(idx.instances));
+        m_api.for_each_metric(visit);
+    }
+
+    /// /metrics' body.
+    [[nodiscard]] std::string metrics_text() const;
+
+private:
+    static ApiOptions api_options(const HubOptions& o) {
+        ApiOptions a;
+        a.block_size = o.block_size;
+        a.max_seq_len = o.max_seq_len;
+        a.lease_ttl = o.lease_ttl;
+        a.control_token = o.control_token;
+        return a;
+    }
+
+    static kvbm::ZmqHubOptions ingest_options(const HubOptions& o) {
+        kvbm::ZmqHubOptions z;
+        z.bind = o.zmq_bind;
+        return z;
+    }
+
+    void setup_http() {
+        const std::size_t threads = m_options.http_threads;
+        m_http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+        m_http.set_keep_alive_max_count(std::size_t{1} << 30);
+        m_http.set_payload_max_length(m_options.max_body_bytes);
+        const auto handler = [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); };
+        m_http.Get(".*", handler);
+        m_http.Post(".*", handler);
+        m_http.Put(".*", handler);
+        m_http.Patch(".*", handler);
+        m_http.Delete(".*", handler);
+        m_http.Options(".*", handler);
+        // Answers httplib makes itself (413 body too large, 400 malformed request, ...):
+        // counted and given the API's JSON error shape. The API's own answers have a body.
+        m_http.set_error_handler(
+            httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+                if (!res.body.empty()) {
+                    return httplib::Server::HandlerResponse::Unhandled;
+                }
+                m_api.count_transport_error(req.path, res.status);
+                const std::string reason =
+                    res.status == 413
+                        ? "request body above the limit of " + std::to_string(m_options.max_body_bytes) + " bytes"
+                        : "malformed request (status " + std::to_string(res.status) +
+                              "; a POST needs a Content-Length header, 0 when empty)";
+                res.set_content(error_response(res.status, reason).body, "application/json");
+                return httplib::Server::HandlerResponse::Handled;
+            }));
+        const int port =
+            m_options.http_port == 0
+                ? m_http.bind_to_any_port(m_options.http_host)
+                : (m_http.bind_to_port(m_options.http_host, m_options.http_port) ? m_options.http_port : -1);
+        if (port < 0) {
+            throw std::runtime_error("cannot listen for HTTP on " + m_options.http_host + ":" +
+                                     std::to_string(m_options.http_port));
+        }
+        m_http.deepen_backlog(1024);
+        m_http_url = "http://" + m_options.http_host + ":" + std::to_string(port);
+    }
+
+    void serve(const httplib::Request& req, httplib::Response& res) {
+        std::optional<std::string_view> bearer;
+        const auto& auth = req.get_header_value("Authorization");
+        if (std::string_view(auth).starts_with("Bearer ")) {
+            bearer = std::string_view(auth).substr(7);
+        }
+        ApiResponse r = m_api.handle(req.method, req.path, bearer, req.body);
+        res.status = r.status;
+        res.body = std::move(r.body);
+        res.set_header("Content-Type", std::string(r.content_type));
+        if (!r.allow.empty()) {
+            res.set_header("Allow", std::string(r.allow));
+        }
+        if (r.www_authenticate) {
+            res.set_header("WWW-Authenticate", "Bearer");
+        }
+    }
+
+    void sweep() {
+        while (!m_stop.load()) {
+            const auto expired = m_leases.wait_expired(m_stop);
+            m_api.sweep_expired(expired);
+        }
+    }
+
+    HubOptions m_options;
+    kvbm::PositionalIndex<Hash> m_index;
+    LeaseTable m_leases;
+    HubApi m_api;
+    kvbm::ZmqHub<Hash> m_ingest;
+    std::string m_zmq_endpoint;
+    std::string m_http_url;
+    detail::Listener m_http;
+    std::atomic<bool> m_stop{false};
+    std::once_flag m_stopped;
+    std::thread m_sweeper;
+    std::thread m_http_thread;
+};
+
+inline std::string HubServer::metrics_text() const {
+    std::string out;
+    return out;  // FIXME: kvbm/prometheus.hpp
+}
+
+}  // namespace kvbm_hub
