@@ -161,7 +161,14 @@ private:
         const std::size_t threads = m_options.http_threads;
         m_http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
         m_http.set_keep_alive_max_count(std::size_t{1} << 30);
+        m_http.set_tcp_nodelay(true);  // headers and body are two writes: no Nagle + delayed-ACK stall
         m_http.set_payload_max_length(m_options.max_body_bytes);
+        // httplib's default also sets SO_REUSEPORT, which lets a second hub bind the same port
+        // and silently take half the connections: only SO_REUSEADDR here, so that fails.
+        m_http.set_socket_options([](socket_t sock) {
+            int yes = 1;
+            (void)::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+        });
         const auto handler = [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); };
         m_http.Get(".*", handler);
         m_http.Post(".*", handler);

@@ -131,6 +131,10 @@ int main(int argc, char** argv) {
         sigwait(&stop_signals, &sig);
         std::cerr << "kvbm-hub: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
         server.stop();
+    } catch (const zmq::error_t& e) {
+        std::cerr << "kvbm-hub: cannot bind the ingest socket to --zmq-bind " << options.zmq_bind << ": " << e.what()
+                  << "\n";
+        return 1;
     } catch (const std::exception& e) {
         std::cerr << "kvbm-hub: " << e.what() << "\n";
         return 1;
