@@ -120,7 +120,8 @@ struct CurveConfig {
 /// that context is shut down or on stop().
 class ZapHandler {
 public:
-    ZapHandler(zmq::context_t& context, const CurveConfig& config) : m_config(config), m_socket(context, zmq::socket_type::rep) {
+    ZapHandler(zmq::context_t& context, const CurveConfig& config)
+        : m_config(config), m_socket(context, zmq::socket_type::rep) {
         m_socket.set(zmq::sockopt::linger, 0);
         m_socket.bind("inproc://zeromq.zap.01");
         m_thread = std::thread([this] { run(); });

@@ -211,7 +211,8 @@ private:
     static std::string hub_error(const std::string& body) {
         detail::JsonReader in(body);
         std::string message;
-        const bool ok = in.object([&](std::string_view key) { return key == "error" ? in.string(message) : in.skip_value(); });
+        const bool ok =
+            in.object([&](std::string_view key) { return key == "error" ? in.string(message) : in.skip_value(); });
         return ok && !message.empty() ? message : body.substr(0, 200);
     }
 
@@ -270,9 +271,8 @@ private:
         }
         detail::JsonReader in(r->body);
         std::uint64_t ttl_ms = 0;
-        const bool ok = in.object([&](std::string_view key) {
-            return key == "lease_ttl_ms" ? in.u64(ttl_ms, key) : in.skip_value();
-        });
+        const bool ok = in.object(
+            [&](std::string_view key) { return key == "lease_ttl_ms" ? in.u64(ttl_ms, key) : in.skip_value(); });
         if (!ok || ttl_ms == 0) {
             throw HubClientError("kvbm::HubClient: the hub at " + m_url +
                                  " granted a registration without a lease_ttl_ms: " + r->body.substr(0, 200));
