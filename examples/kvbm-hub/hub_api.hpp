@@ -230,6 +230,9 @@ struct ApiOptions {
     std::chrono::milliseconds lease_ttl{10000};
     /// The advertised ingest endpoint (GET /config's zmq_endpoint).
     std::string zmq_endpoint;
+    /// The hub's CURVE public key (Z85) when ingest needs CURVE; GET /config then adds it as
+    /// `zmq_curve_server_key` (absent otherwise, so the shape stays the Rust hub's).
+    std::string zmq_curve_server_key;
     /// When set, the registration routes require `Authorization: Bearer <token>`.
     std::optional<std::string> control_token;
 };
@@ -472,6 +475,10 @@ private:
                           ",\"num_positions\":" + std::to_string(max_seq_len / m_index.block_size()) +
                           ",\"zmq_endpoint\":";
         kvbm::detail::append_json_string(out, m_options.zmq_endpoint);
+        if (!m_options.zmq_curve_server_key.empty()) {
+            out += ",\"zmq_curve_server_key\":";
+            kvbm::detail::append_json_string(out, m_options.zmq_curve_server_key);
+        }
         out += '}';
         return {200, std::move(out)};
     }

@@ -2,10 +2,12 @@
 // (cpp-httplib) around HubApi. kvbm-hub's main and kvbm-demo's in-process hub both run it.
 #pragma once
 
+#include "curve.hpp"
 #include "hub_api.hpp"
 
 #include <kvbm/index.hpp>
-#include <kvbm/zmq.hpp>
+#include <kvbm/prometheus.hpp>
+#include <kvbm/zmq_hub.hpp>
 
 #include <httplib.h>
 #include <sys/socket.h>
@@ -33,6 +35,8 @@ struct HubOptions {
     std::size_t max_body_bytes = std::size_t{1} << 20;  ///< larger request bodies get 413
     std::size_t http_threads = 16;                      ///< connections served at once
     std::optional<std::string> control_token;
+    /// When set, ingest needs CURVE with a listed key, and a key publishes only for its ids.
+    std::optional<CurveConfig> curve;
 };
 
 namespace detail {
@@ -71,6 +75,9 @@ public:
           m_leases(m_options.lease_ttl),
           m_api(m_index, m_leases, api_options(m_options)),
           m_ingest(m_index, ingest_options(m_options)) {
+        if (m_options.curve) {
+            m_zap = std::make_unique<ZapHandler>(m_ingest.context(), *m_options.curve);
+        }
         const std::string bound = m_ingest.endpoint();
         m_zmq_endpoint = "tcp://" + m_options.advertise_host + ":" + detail::endpoint_port(bound);
         m_api.set_zmq_endpoint(m_zmq_endpoint);
@@ -102,7 +109,10 @@ public:
             if (m_sweeper.joinable()) {
                 m_sweeper.join();
             }
-            m_ingest.stop();
+            m_ingest.stop();  // shuts the context down: the ZAP handler's socket closes
+            if (m_zap) {
+                m_zap->stop();
+            }
         });
     }
 
@@ -118,24 +128,20 @@ public:
     [[nodiscard]] kvbm::PositionalIndex<Hash>& index() noexcept { return m_index; }
     [[nodiscard]] HubApi& api() noexcept { return m_api; }
 
-    /// Every metric of the hub (ingest, index, leases, HTTP).
+    /// Every metric of the hub (ingest, index, leases, HTTP, CURVE handshakes).
     template <class Visitor>
     void for_each_metric(Visitor&& visit) const {
-        using kvbm::MetricKind;
-        using kvbm::detail::visit_metric;
-        const auto ingest = m_ingest.stats();
-        visit_metric(visit, "kvbm_hub_batches_applied_total", "Batches decoded and applied to the index.",
-                     MetricKind::counter, static_cast<double>(ingest.batches_applied));
-        visit_metric(visit, "kvbm_hub_events_applied_total", "Events (hashes) in the applied batches.",
-                     MetricKind::counter, static_cast<double>(ingest.events_applied));
-        const auto idx = m_index.stats();
-        visit_metric(visit, "kvbm_hub_index_entries", "(position, hash) entries with at least one holder.",
-                     MetricKind::gauge, static_cast<double>(idx.entries));
-        visit_metric(visit, "kvbm_hub_index_holdings", "(entry, instance) pairs in the index.", MetricKind::gauge,
-                     static_cast<double>(idx.holdings));
-        visit_metric(visit, "kvbm_hub_index_instances", "Instances holding at least one entry.", MetricKind::gauge,
-                     static_cast<double>(idx.instances));
+        m_ingest.for_each_metric(visit);
+        m_index.for_each_metric(visit);
         m_api.for_each_metric(visit);
+        if (m_zap) {
+            using kvbm::MetricKind;
+            using kvbm::detail::visit_metric;
+            visit_metric(visit, "kvbm_hub_zap_admitted_total", "CURVE handshakes of a listed key (ZAP 200).",
+                         MetricKind::counter, static_cast<double>(m_zap->admitted()));
+            visit_metric(visit, "kvbm_hub_zap_denied_total", "Handshakes refused: unlisted key or not CURVE (ZAP 400).",
+                         MetricKind::counter, static_cast<double>(m_zap->denied()));
+        }
     }
 
     /// /metrics' body.
@@ -148,12 +154,30 @@ private:
         a.max_seq_len = o.max_seq_len;
         a.lease_ttl = o.lease_ttl;
         a.control_token = o.control_token;
+        if (o.curve) {
+            a.zmq_curve_server_key = o.curve->public_key;
+        }
         return a;
     }
 
-    static kvbm::ZmqHubOptions ingest_options(const HubOptions& o) {
+    kvbm::ZmqHubOptions ingest_options(const HubOptions& o) const {
         kvbm::ZmqHubOptions z;
         z.bind = o.zmq_bind;
+        if (o.curve) {
+            const CurveConfig* curve = &*m_options.curve;  // m_options outlives the ingest
+            z.configure = [curve](zmq::socket_t& socket) {
+                socket.set(zmq::sockopt::curve_server, 1);
+                socket.set(zmq::sockopt::curve_secretkey, curve->secret_key);
+                socket.set(zmq::sockopt::zap_domain, "kvbm");
+                // Refuse handshakes while no ZAP handler answers (a draft option: where libzmq
+                // lacks it, such a peer still gets no User-Id, so authorize refuses its batches).
+                int enforce = 1;
+                (void)zmq_setsockopt(socket.handle(), 93 /* ZMQ_ZAP_ENFORCE_DOMAIN */, &enforce, sizeof(enforce));
+            };
+            z.authorize = [curve](std::string_view user_id, const InstanceId& id) {
+                return curve->may_publish(user_id, id);
+            };
+        }
         return z;
     }
 
@@ -234,6 +258,7 @@ private:
     LeaseTable m_leases;
     HubApi m_api;
     kvbm::ZmqHub<Hash> m_ingest;
+    std::unique_ptr<ZapHandler> m_zap;  // CURVE only; on the ingest's context
     std::string m_zmq_endpoint;
     std::string m_http_url;
     detail::Listener m_http;
@@ -243,9 +268,6 @@ private:
     std::thread m_http_thread;
 };
 
-inline std::string HubServer::metrics_text() const {
-    std::string out;
-    return out;  // FIXME: kvbm/prometheus.hpp
-}
+inline std::string HubServer::metrics_text() const { return kvbm::prometheus::render(*this); }
 
 }  // namespace kvbm_hub

@@ -109,6 +109,9 @@ int main(int argc, char** argv) {
         if (curve_secret_file.empty() != curve_allow_file.empty()) {
             throw std::invalid_argument("--curve-secret-key and --curve-allow go together");
         }
+        if (!curve_secret_file.empty()) {
+            options.curve = kvbm_hub::load_curve_config(curve_secret_file, curve_allow_file);
+        }
     } catch (const std::exception& e) {
         std::cerr << "kvbm-hub: " << e.what() << "\n";
         return 2;
