@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -156,4 +157,35 @@ TEST_CASE("HubClient registers again after its lease expired, and asks for a res
     REQUIRE(eventually([&] { return client.reregistrations() >= 1; }));
     CHECK(client.take_resync_request());
     CHECK_FALSE(client.take_resync_request());  // once
+}
+
+TEST_CASE("HubClient with CURVE keys: a listed key publishes, an unlisted one never connects") {
+    std::array<char, 41> server_public{}, server_secret{}, listed_public{}, listed_secret{}, other_public{},
+        other_secret{};
+    REQUIRE(zmq_curve_keypair(server_public.data(), server_secret.data()) == 0);
+    REQUIRE(zmq_curve_keypair(listed_public.data(), listed_secret.data()) == 0);
+    REQUIRE(zmq_curve_keypair(other_public.data(), other_secret.data()) == 0);
+    auto o = hub_options();
+    kvbm_hub::CurveConfig curve;
+    curve.secret_key = server_secret.data();
+    curve.public_key = server_public.data();
+    curve.allowed[listed_public.data()].insert(kvbm::InstanceId{7});
+    o.curve = curve;
+    HubServer hub(o);
+
+    auto listed = client_options(7);
+    listed.publisher.curve_public_key = listed_public.data();
+    listed.publisher.curve_secret_key = listed_secret.data();  // the server key comes from /config
+    HubClient client(hub.http_url(), listed);
+    CHECK(client.config().zmq_curve_server_key == server_public.data());
+    const auto chain = blocks(4, 3);
+    publish_create(client, chain);
+    REQUIRE(eventually([&] { return hub.index().size() == 3; }));
+
+    auto other = client_options(8);
+    other.publisher.curve_public_key = other_public.data();
+    other.publisher.curve_secret_key = other_secret.data();
+    other.connect_timeout = 700ms;
+    CHECK_THROWS_WITH(HubClient(hub.http_url(), other), Catch::Contains("did not subscribe"));
+    CHECK(hub.api().registered() == 1);  // the failed join withdrew its registration
 }

@@ -283,6 +283,8 @@ public:
 
     /// Registrations, unregistrations and lease expiries so far.
     [[nodiscard]] std::uint64_t registrations() const noexcept { return m_registrations.load(); }
+    /// Instances registered now (live leases).
+    [[nodiscard]] std::size_t registered() const { return m_leases.size(); }
     [[nodiscard]] std::uint64_t unregistrations() const noexcept { return m_unregistrations.load(); }
     [[nodiscard]] std::uint64_t leases_expired() const noexcept { return m_leases_expired.load(); }
 

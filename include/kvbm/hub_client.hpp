@@ -63,7 +63,8 @@ struct HubClientOptions {
     /// The discovery prefix probed for /config (the Rust connector's; kvbm-hub answers it
     /// and `/v1/features/indexer`).
     std::string discovery_prefix = "/v1/features/kv-index";
-    /// The ZeroMQ publisher's settings (CURVE keys go there).
+    /// The ZeroMQ publisher's settings. For a hub with CURVE ingest, set this worker's key
+    /// pair there; the hub's public key is taken from its /config unless given.
     ZmqPublisherOptions publisher = {};
     /// How long the constructor waits for the hub's subscription before failing, so that
     /// the first batches are not lost to ZeroMQ's slow-joiner gap. 0: do not wait.
@@ -80,6 +81,8 @@ struct HubConfig {
     std::uint64_t block_size = 0;
     std::uint64_t num_positions = 0;
     std::string zmq_endpoint;
+    /// kvbm-hub's CURVE public key when its ingest needs CURVE (empty otherwise).
+    std::string zmq_curve_server_key;
 };
 
 /// A registered worker's connection to a kvbm-hub: lease, keepalive, ZeroMQ publisher. See
@@ -112,7 +115,11 @@ public:
         }
         register_instance();
         try {
-            m_publisher = std::make_unique<ZmqPublisher>(m_config.zmq_endpoint, m_options.publisher);
+            ZmqPublisherOptions publisher = m_options.publisher;
+            if (publisher.curve_server_key.empty() && !publisher.curve_secret_key.empty()) {
+                publisher.curve_server_key = m_config.zmq_curve_server_key;  // the hub's own, from /config
+            }
+            m_publisher = std::make_unique<ZmqPublisher>(m_config.zmq_endpoint, std::move(publisher));
             if (m_options.connect_timeout.count() > 0 && !m_publisher->wait_connected(m_options.connect_timeout)) {
                 throw HubClientError("kvbm::HubClient: the hub did not subscribe at " + m_config.zmq_endpoint +
                                      " within " + std::to_string(m_options.connect_timeout.count()) + " ms");
@@ -244,6 +251,9 @@ private:
             }
             if (key == "num_positions") {
                 return in.u64(c.num_positions, key);
+            }
+            if (key == "zmq_curve_server_key") {
+                return in.string(c.zmq_curve_server_key);
             }
             if (key == "zmq_endpoint") {
                 return in.peek() == 'n' ? in.null() : in.string(c.zmq_endpoint);
