@@ -1,9 +1,10 @@
 /// @file kvbm/kvbm.hpp
 /// Umbrella header: everything in the core target kvbm::kvbm (no third-party dependency).
 /// The optional parts have their own headers and targets:
-///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json, nlohmann_json),
+///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq: <kvbm/zmq_publisher.hpp> for a worker,
-///   <kvbm/zmq_hub.hpp> for a hub).
+///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/hub_client.hpp> (kvbm::hub, cpp-httplib + cppzmq:
+///   a worker joining a kvbm-hub).
 #pragma once
 
 #include <kvbm/batcher.hpp>
@@ -15,6 +16,7 @@
 #include <kvbm/hash.hpp>
 #include <kvbm/hub_ingest.hpp>
 #include <kvbm/index.hpp>
+#include <kvbm/json_text.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/metrics.hpp>
 #include <kvbm/msgpack.hpp>
