@@ -74,7 +74,12 @@ public:
           m_index(m_options.max_seq_len, m_options.block_size),
           m_leases(m_options.lease_ttl),
           m_api(m_index, m_leases, api_options(m_options)),
-          m_ingest(m_index, ingest_options(m_options)) {
+          m_ingest(
+              [this](const kvbm::KvbmCacheEvents<Hash>& batch) {
+                  m_index.apply(batch);
+                  m_api.note_applied(batch.instance_id);
+              },
+              ingest_options(m_options)) {
         if (m_options.curve) {
             m_zap = std::make_unique<ZapHandler>(m_ingest.context(), *m_options.curve);
         }
