@@ -20,13 +20,33 @@
 
 KVBM_NAMESPACE_BEGIN
 
-/// Batching configuration (Rust: `BatchingConfig`).
+/// When a batch that is neither full nor ended by a kind switch is flushed.
+enum class BatchingMode : std::uint8_t {
+    /// The reference's: on the window timer only, so an event may wait up to a whole
+    /// window even when nothing else is coming.
+    window,
+    /// Opt-in: also as soon as the input runs dry (`EventBatcher::idle`). Under load the
+    /// input rarely runs dry and batches still form; when it is quiet an event leaves at
+    /// once instead of waiting for the timer. Batches keep the reference's rules (one
+    /// kind, sorted, at most `max_batch_size`) and wire bytes; there are only more of them.
+    eager,
+};
+
+/// Batching configuration (Rust: `BatchingConfig`, plus the opt-in `mode`).
 struct BatchingConfig {
     /// Period of the flush timer. Default 10 ms.
     std::chrono::nanoseconds window = std::chrono::milliseconds(10);
     /// A batch is flushed as soon as it holds this many events. Default 1024.
     std::size_t max_batch_size = 1024;
+    /// Whether a batch also leaves when the input runs dry. Default: the reference's
+    /// window-only behaviour.
+    BatchingMode mode = BatchingMode::window;
 };
+
+/// "window" or "eager".
+[[nodiscard]] constexpr const char* to_string(BatchingMode mode) noexcept {
+    return mode == BatchingMode::eager ? "eager" : "window";
+}
 
 /// Sorts a batch the way the hub's radix tree wants it: creates by position ascending,
 /// removes by position descending. Stable, so equal positions keep their arrival order.
@@ -53,7 +73,9 @@ void sort_batch(BatchKind kind, std::vector<H>& hashes) {
 ///  (c) when the window timer expires: the timer is periodic, its first deadline is
 ///      `start + window` (the first event does not start it), and it is reset to
 ///      `now + window` after every flush and every expiry, empty or not,
-///  (d) at end of input (`finish`).
+///  (d) at end of input (`finish`),
+///  (e) in `BatchingMode::eager` only, when the input runs dry (`idle`); the timer is reset
+///      as after every flush.
 /// Each flushed batch is sorted with `sort_batch`.
 ///
 /// Batches are handed to a sink as `KvCacheEvents<H>&`, valid during the call only; the
@@ -121,6 +143,19 @@ public:
             emit(sink);
         }
         m_deadline = now + window();
+        return true;
+    }
+
+    /// The input ran dry at `now` (the caller took everything that was ready). In
+    /// `BatchingMode::eager`, flushes what is pending and resets the timer, as `flush`
+    /// does; in `BatchingMode::window`, does nothing (the timer decides). Returns whether
+    /// a batch was emitted.
+    template <class Sink>
+    bool idle(time_point now, Sink&& sink) {
+        if (m_config.mode != BatchingMode::eager || empty()) {
+            return false;
+        }
+        flush(now, sink);
         return true;
     }
 
