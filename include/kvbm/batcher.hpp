@@ -52,18 +52,27 @@ struct BatchingConfig {
 /// removes by position descending. Stable, so equal positions keep their arrival order.
 template <SequenceHash H>
 void sort_batch(BatchKind kind, std::vector<H>& hashes) {
-    const auto ascending = [](const H& a, const H& b) { return a.position() < b.position(); };
-    const auto descending = [](const H& a, const H& b) { return a.position() > b.position(); };
+    if (kind == BatchKind::shutdown || hashes.size() < 2) {
+        return;
+    }
+    const bool ascending = kind == BatchKind::create;
     // Blocks are usually registered parent first and released child first, so most
-    // batches arrive sorted already: check before paying for a stable sort's buffer.
-    if (kind == BatchKind::create) {
-        if (!std::is_sorted(hashes.begin(), hashes.end(), ascending)) {
-            std::stable_sort(hashes.begin(), hashes.end(), ascending);
+    // batches arrive sorted already: check (decoding each position once) before paying for
+    // a stable sort's buffer.
+    std::uint64_t previous = hashes.front().position();
+    for (std::size_t i = 1; i < hashes.size(); ++i) {
+        const std::uint64_t p = hashes[i].position();
+        if (ascending ? p < previous : p > previous) {
+            if (ascending) {
+                std::stable_sort(hashes.begin(), hashes.end(),
+                                 [](const H& a, const H& b) { return a.position() < b.position(); });
+            } else {
+                std::stable_sort(hashes.begin(), hashes.end(),
+                                 [](const H& a, const H& b) { return a.position() > b.position(); });
+            }
+            return;
         }
-    } else if (kind == BatchKind::remove) {
-        if (!std::is_sorted(hashes.begin(), hashes.end(), descending)) {
-            std::stable_sort(hashes.begin(), hashes.end(), descending);
-        }
+        previous = p;
     }
 }
 
