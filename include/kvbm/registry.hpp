@@ -7,10 +7,10 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/recycling_allocator.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 
-#include <atomic>
 #include <concepts>
 #include <condition_variable>
 #include <cstddef>
@@ -154,10 +154,26 @@ public:
     template <class T>
     void attach(T&& value, bool unique) {
         using V = std::remove_cvref_t<T>;
-        AttachmentBase* box = make_box<V>(std::forward<T>(value), unique);
+        using Box = AttachmentBox<V>;
         AttachmentBase* previous = nullptr;  // destroyed after the lock is released
         {
-            std::lock_guard lock(m_mutex);
+            std::unique_lock lock(m_mutex);
+            AttachmentBase* box = nullptr;
+            if constexpr (sizeof(Box) <= in_place_size && alignof(Box) <= alignof(std::max_align_t)) {
+                // The first box that fits is moved into the registration (under the lock, so
+                // only one claims the room). The room is never reused, so a box destroyed
+                // outside the lock can never overlap a new one.
+                if (!m_in_place_used) {
+                    box = ::new (static_cast<void*>(m_in_place)) Box(std::forward<T>(value), unique);
+                    box->in_place = true;
+                    m_in_place_used = true;
+                }
+            }
+            if (box == nullptr) {
+                lock.unlock();  // allocate outside the lock
+                box = new Box(std::forward<T>(value), unique);
+                lock.lock();
+            }
             AttachmentBase** link = &m_head;
             for (; *link != nullptr; link = &(*link)->next) {
                 if (unique && (*link)->unique && (*link)->type == typeid(V)) {
@@ -216,27 +232,11 @@ private:
     // Room for the first attachment, enough for an EventReleaseHandle of a 128-bit hash.
     static constexpr std::size_t in_place_size = 64;
 
-    template <class V, class T>
-    AttachmentBase* make_box(T&& value, bool unique) {
-        using Box = AttachmentBox<V>;
-        if constexpr (sizeof(Box) <= in_place_size && alignof(Box) <= alignof(std::max_align_t)) {
-            // The storage is claimed once and never reused, so a box destroyed outside the
-            // lock can never overlap a new one.
-            if (!m_in_place_claimed.load(std::memory_order_relaxed) &&
-                !m_in_place_claimed.exchange(true, std::memory_order_relaxed)) {
-                auto* box = ::new (static_cast<void*>(m_in_place)) Box(std::forward<T>(value), unique);
-                box->in_place = true;
-                return box;
-            }
-        }
-        return new Box(std::forward<T>(value), unique);
-    }
-
     const H m_hash;
     const std::shared_ptr<RegistryState<H>> m_state;
     std::mutex m_mutex;                // guards the list from m_head
     AttachmentBase* m_head = nullptr;  // owned boxes, in attachment order
-    std::atomic<bool> m_in_place_claimed{false};
+    bool m_in_place_used = false;      // guarded by m_mutex
     alignas(std::max_align_t) std::byte m_in_place[in_place_size];
 };
 
@@ -361,7 +361,9 @@ public:
                 }
                 st.released.wait(lock);  // the previous registration is releasing: its Remove first
             }
-            reg = std::make_shared<detail::Registration<H>>(hash, m_state);
+            // From the thread's cache of registration blocks: see detail::BlockCache.
+            reg = std::allocate_shared<detail::Registration<H>>(detail::RecyclingAllocator<detail::Registration<H>>{},
+                                                                hash, m_state);
             st.insert(hash, detail::RegistryEntry<H>{reg.get(), reg});
         }
         handle_type handle(std::move(reg));
