@@ -287,18 +287,50 @@ TEST_CASE("eager: under load the reference's rules still cut the batches", "[bat
         b.push(remove(pos), t0, Collect{&out});
     }
     b.push(create(9), t0, Collect{&out});
-    CHECK(b.idle(t0, Collect{&out}));
+    // The last flush was just now: the dry batch waits for the spacing (50 us by default).
+    CHECK_FALSE(b.idle(t0, Collect{&out}));
+    CHECK(b.deadline() == t0 + 50us);
+    CHECK_FALSE(b.expire(t0 + 49us, Collect{&out}));
+    CHECK(out.size() == 3);
+    CHECK(b.expire(t0 + 50us, Collect{&out}));
     CHECK(out == std::vector<KvCacheEvents<>>{
                      KvCacheEvents<>::create({hash_at(0), hash_at(1), hash_at(2), hash_at(3)}),  // max size
                      KvCacheEvents<>::create({hash_at(4), hash_at(5)}),                          // kind switch
                      KvCacheEvents<>::remove({hash_at(2), hash_at(1), hash_at(0)}),              // kind switch
                      KvCacheEvents<>::create({hash_at(9)}),                                      // ran dry
                  });
+    CHECK(b.deadline() == t0 + 50us + 10ms);  // a flush like any other: the window restarts
+
     // The timer still flushes a batch of an input that never runs dry.
     out.clear();
     b.push(create(1), t0 + 5ms, Collect{&out});
-    CHECK(b.expire(t0 + 10ms, Collect{&out}));
+    CHECK_FALSE(b.expire(t0 + 10ms, Collect{&out}));
+    CHECK(b.expire(t0 + 50us + 10ms, Collect{&out}));
     CHECK(out == std::vector<KvCacheEvents<>>{KvCacheEvents<>::create({hash_at(1)})});
+}
+
+TEST_CASE("eager: a negative spacing is refused; a kind switch or full batch clears a due dry flush",
+          "[batcher][eager]") {
+    CHECK_THROWS_AS((EventBatcher<>(BatchingConfig{10ms, 4, BatchingMode::eager, -1us}, t0)), std::invalid_argument);
+
+    std::vector<KvCacheEvents<>> out;
+    EventBatcher<> b(BatchingConfig{10ms, 2, BatchingMode::eager, 100us}, t0);
+    b.push(create(1), t0, Collect{&out});
+    CHECK(b.idle(t0, Collect{&out}));  // nothing sent yet: at once
+    b.push(create(2), t0 + 10us, Collect{&out});
+    CHECK_FALSE(b.idle(t0 + 10us, Collect{&out}));
+    CHECK(b.deadline() == t0 + 100us);
+    b.push(create(3), t0 + 20us, Collect{&out});  // full: flushed now, nothing left due
+    REQUIRE(out.size() == 2);
+    CHECK(b.deadline() == t0 + 20us + 10ms);
+    CHECK_FALSE(b.expire(t0 + 100us, Collect{&out}));
+    CHECK(out.size() == 2);
+    b.push(create(4), t0 + 30us, Collect{&out});
+    CHECK_FALSE(b.idle(t0 + 30us, Collect{&out}));  // spacing counts from the last flush (20 us)
+    CHECK(b.deadline() == t0 + 120us);
+    b.finish(Collect{&out});
+    CHECK(out.size() == 3);
+    CHECK(b.deadline() == t0 + 20us + 10ms);  // nothing due any more
 }
 
 namespace {
@@ -307,7 +339,7 @@ namespace {
 // bursts; at each arrival time the loop takes the whole burst, then sees the input dry
 // (idle), then looks at the timer on its next wake-up. Returns, per event, when its batch
 // left.
-std::vector<Clock::duration> leave_times(BatchingMode mode,
+std::vector<Clock::duration> leave_times(BatchingConfig config,
                                          const std::vector<std::pair<Clock::duration, int>>& bursts) {
     std::vector<Clock::duration> left;
     std::size_t pending = 0;
@@ -318,7 +350,7 @@ std::vector<Clock::duration> leave_times(BatchingMode mode,
         }
         pending -= batch.hashes.size();
     };
-    EventBatcher<> b(BatchingConfig{10ms, 1024, mode}, t0);
+    EventBatcher<> b(config, t0);
     std::uint64_t pos = 0;
     for (const auto& [at, count] : bursts) {
         while (b.deadline() <= t0 + at) {  // timer wake-ups before this arrival
@@ -343,9 +375,11 @@ std::vector<Clock::duration> leave_times(BatchingMode mode,
 
 TEST_CASE("eager: a quiet input's events leave at once; window mode holds them to the deadline", "[batcher][eager]") {
     const std::vector<std::pair<Clock::duration, int>> quiet{{1ms, 1}, {3ms, 2}, {14ms, 1}};
-    CHECK(leave_times(BatchingMode::eager, quiet) == std::vector<Clock::duration>{1ms, 3ms, 3ms, 14ms});
+    CHECK(leave_times(BatchingConfig{10ms, 1024, BatchingMode::eager}, quiet) ==
+          std::vector<Clock::duration>{1ms, 3ms, 3ms, 14ms});
     // The reference: the periodic timer (10 ms, 20 ms) decides.
-    CHECK(leave_times(BatchingMode::window, quiet) == std::vector<Clock::duration>{10ms, 10ms, 10ms, 20ms});
+    CHECK(leave_times(BatchingConfig{10ms, 1024, BatchingMode::window}, quiet) ==
+          std::vector<Clock::duration>{10ms, 10ms, 10ms, 20ms});
 }
 
 TEST_CASE("EventsPublisher in eager mode publishes a lone event without waiting for the window",
@@ -370,4 +404,27 @@ TEST_CASE("EventsPublisher in eager mode publishes a lone event without waiting 
     CHECK(log->snapshot()[1].message == kvbm::KvbmCacheEvents<>{KvCacheEvents<>::remove({hash_at(0)}), instance});
     CHECK(publisher.stop());
     CHECK(publisher.metrics().events_published == 2);
+}
+
+TEST_CASE("eager: under a steady trickle the spacing lets batches form", "[batcher][eager]") {
+    // One event every 10 us for 200 us: a consumer faster than that finds the input dry
+    // after every event.
+    std::vector<std::pair<Clock::duration, int>> trickle;
+    for (int i = 0; i < 20; ++i) {
+        trickle.emplace_back(std::chrono::microseconds(10 * i), 1);
+    }
+    // Spacing 0: a batch per event, each leaving on arrival.
+    std::vector<Clock::duration> at_once;
+    for (const auto& [at, count] : trickle) {
+        at_once.push_back(at);
+    }
+    CHECK(leave_times(BatchingConfig{10ms, 1024, BatchingMode::eager, 0us}, trickle) == at_once);
+    // Spacing 50 us: the first leaves at once, then a batch every 50 us (1 + 4 + 5 + 5 + 5).
+    std::vector<Clock::duration> spaced{0us};
+    for (const auto leave : {50us, 100us, 150us, 200us}) {
+        for (int i = 0; i < (leave == 50us ? 4 : 5); ++i) {
+            spaced.push_back(leave);
+        }
+    }
+    CHECK(leave_times(BatchingConfig{10ms, 1024, BatchingMode::eager, 50us}, trickle) == spaced);
 }
