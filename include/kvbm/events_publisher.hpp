@@ -42,7 +42,8 @@ struct EventsPublisherSettings {
     std::string subject = "kvbm.events";
     /// Batching rules (10 ms window, 1024 events by default). `batching.mode =
     /// BatchingMode::eager` also publishes the pending batch as soon as the subscription
-    /// runs dry, instead of holding it until the window ends (lower latency when quiet).
+    /// runs dry (at most once per `batching.eager_spacing`), instead of holding it until the
+    /// window ends: lower latency when quiet, the same batches under load.
     BatchingConfig batching{};
     /// Lag recovery: returns every hash whose `Create` the stream announced and whose
     /// `Remove` it has not, *now* (the live registrations the policy allows). Called on the
