@@ -23,7 +23,17 @@ if cmake -S "$here/wrong_version" -B "$out/wrong_version" -G Ninja -DCMAKE_PREFI
      >"$out/wrong_version.log" 2>&1; then
   echo "FAIL: a 0.x install satisfied find_package(kvbm 1.0)"; exit 1
 fi
-grep -q "not compatible\|version" "$out/wrong_version.log" || { cat "$out/wrong_version.log"; exit 1; }
+# It must be rejected for its version, not for any other reason: CMake's own message, with
+# the installed config named as considered and its version (the log is joined into one line,
+# as CMake wraps its messages).
+installed=$(sed -n 's/^set(PACKAGE_VERSION "\(.*\)")$/\1/p' "$out/prefix/share/cmake/kvbm/kvbmConfigVersion.cmake")
+log=$(tr -s ' \n' '  ' <"$out/wrong_version.log")
+for want in 'Could not find a configuration file for package "kvbm" that is compatible with requested version "1.0".' \
+            "share/cmake/kvbm/kvbmConfig.cmake, version: $installed"; do
+  if [[ -z $installed || $log != *"$want"* ]]; then
+    echo "FAIL: find_package(kvbm 1.0) did not fail with: $want"; cat "$out/wrong_version.log"; exit 1
+  fi
+done
 
 echo "--- add_subdirectory"
 cmake -S "$here/add_subdirectory" -B "$out/add_subdirectory" "${flags[@]}" -DKVBM_SOURCE_DIR="$root" >/dev/null
@@ -46,4 +56,20 @@ ${CXX:-g++} -std=c++20 -I "$out/vendored/third_party" -M "$here/consumer.cpp" > 
 if grep -E "nlohmann|xxhash|zmq|catch2" "$out/vendored/deps.txt"; then
   echo "FAIL: the core includes a third-party header"; exit 1
 fi
-echo "consumers: 5 passed, 0 failed"
+echo "--- vendored <kvbm/json_text.hpp> with plain -I: the JSON text codec needs no nlohmann"
+cat > "$out/vendored/json_text.cpp" <<'CPP'
+#include <kvbm/json_text.hpp>
+int main() {
+    const auto b = kvbm::json::parse_batch(R"({"events":"Shutdown","instance_id":340282366920938463463374607431768211455})",
+                                           kvbm::JsonFlavor::kvbm_1_2);
+    return b && b->instance_id == kvbm::Uint128::max() ? 0 : 1;
+}
+CPP
+${CXX:-g++} -std=c++20 -Wall -Wextra -Werror -I "$out/vendored/third_party" \
+  "$out/vendored/json_text.cpp" -o "$out/vendored/json_text"
+"$out/vendored/json_text"
+${CXX:-g++} -std=c++20 -I "$out/vendored/third_party" -M "$out/vendored/json_text.cpp" > "$out/vendored/json_deps.txt"
+if grep -E "nlohmann|xxhash|zmq|catch2" "$out/vendored/json_deps.txt"; then
+  echo "FAIL: <kvbm/json_text.hpp> includes a third-party header"; exit 1
+fi
+echo "consumers: 6 passed, 0 failed"

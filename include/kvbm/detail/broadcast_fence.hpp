@@ -1,9 +1,11 @@
 /// @file kvbm/detail/broadcast_fence.hpp
 /// Part of kvbm/broadcast.hpp: the platform pieces of the channel. The asymmetric fence's
-/// expensive half (membarrier) and its failure hook, cpu_relax, the inlining macros.
+/// expensive half (membarrier) and its failure hook, the inlining macros (cpu_relax is in
+/// detail/platform.hpp).
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>  // cpu_relax
 
 #include <atomic>
 #include <cstddef>
@@ -36,16 +38,6 @@ KVBM_NAMESPACE_BEGIN
 namespace detail {
 
 inline constexpr std::size_t broadcast_cache_line = 64;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    asm volatile("yield" ::: "memory");
-#else
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
 
 /// The expensive half of an asymmetric fence (as in folly and liburcu): makes every running
 /// thread of the process pass a full barrier, so the cheap half can be a compiler barrier.
