@@ -22,6 +22,14 @@ PAIRS = {
     "broadcast_mt/rx=1": ("broadcast_mt/rx=1", "baseline_mt/rx=1"),
     "broadcast_mt/rx=2": ("broadcast_mt/rx=2", "baseline_mt/rx=2"),
     "broadcast_mt/rx=4": ("broadcast_mt/rx=4", "baseline_mt/rx=4"),
+    # the multi-sender path (other Sender copies alive): against tokio (whose sender is always
+    # that path) and, in the baseline column, against kvbm's own single-sender figure
+    "broadcast_st_multi/rx=1": ("broadcast_st/rx=1", "broadcast_st/rx=1"),
+    "broadcast_st_multi/rx=4": ("broadcast_st/rx=4", "broadcast_st/rx=4"),
+    "broadcast_st_multi/rx=16": ("broadcast_st/rx=16", "broadcast_st/rx=16"),
+    "broadcast_mt_multi/rx=1": ("broadcast_mt/rx=1", "broadcast_mt/rx=1"),
+    "broadcast_mt_multi/rx=2": ("broadcast_mt/rx=2", "broadcast_mt/rx=2"),
+    "broadcast_mt_multi/rx=4": ("broadcast_mt/rx=4", "broadcast_mt/rx=4"),
     "msgpack_encode/1024": ("msgpack_encode/1024", "memcpy/18462"),
     "msgpack_encode_to/1024": ("msgpack_encode/1024", "memcpy/18462"),
     "msgpack_decode/1024": ("msgpack_decode/1024", None),

@@ -8,6 +8,7 @@
 
 #include <kvbm/config.hpp>
 #include <kvbm/detail/recycling_allocator.hpp>
+#include <kvbm/detail/schedule_point.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 
@@ -359,6 +360,7 @@ public:
                 if (auto live = it->second.live.lock()) {
                     return handle_type(std::move(live));
                 }
+                KVBM_SCHEDULE_POINT();
                 st.released.wait(lock);  // the previous registration is releasing: its Remove first
             }
             // From the thread's cache of registration blocks: see detail::BlockCache.
