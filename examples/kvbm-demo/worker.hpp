@@ -11,6 +11,7 @@
 #include <kvbm/hub_client.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
+#include <kvbm/zmq_publisher.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -116,7 +117,7 @@ public:
         while (true) {
             const auto m = m_publisher->metrics();
             if (m.events_in + m.lag_events == m_creates + m_removes &&
-                m.events_published + m.events_dropped == m.events_in) {
+                m.events_published + m.events_dropped == m.events_in && m.resync_pending == 0) {
                 return true;
             }
             if (std::chrono::steady_clock::now() > deadline) {
@@ -132,7 +133,7 @@ public:
             return true;
         }
         m_stopped = true;
-        return m_publisher->stop();
+        return m_publisher->stop().ok();
     }
 
 private:
