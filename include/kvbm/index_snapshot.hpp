@@ -152,11 +152,10 @@ template <WireSequenceHash H>
     return std::move(w.data());
 }
 
-/// Applies snapshot `bytes` to `index`, which must be empty and have the snapshot's
-/// block size (its capacity grows to the snapshot's if smaller). Throws IndexSnapshotError
-/// (the index unchanged) for anything malformed.
-template <WireSequenceHash H>
-IndexSnapshotInfo decode_index_snapshot(std::string_view bytes, PositionalIndex<H>& index) {
+/// The header of snapshot `bytes` (sequence, origin, block size, max_seq_len; instances and
+/// holdings are left 0), after checking its format and checksum; nothing is decoded into an
+/// index. Throws IndexSnapshotError like decode_index_snapshot.
+[[nodiscard]] inline IndexSnapshotInfo peek_index_snapshot(std::string_view bytes) {
     if (bytes.size() < detail::snapshot_magic.size() + 8 ||
         bytes.substr(0, detail::snapshot_magic.size()) != detail::snapshot_magic) {
         throw IndexSnapshotError("kvbm: not an index snapshot (bad magic or version)");
@@ -173,6 +172,18 @@ IndexSnapshotInfo decode_index_snapshot(std::string_view bytes, PositionalIndex<
     info.max_seq_len = r.u64();
     info.sequence = r.u64();
     info.origin = std::string(r.bytes(r.u64()));
+    return info;
+}
+
+/// Applies snapshot `bytes` to `index`, which must be empty and have the snapshot's
+/// block size (its capacity grows to the snapshot's if smaller). Throws IndexSnapshotError
+/// (the index unchanged) for anything malformed.
+template <WireSequenceHash H>
+IndexSnapshotInfo decode_index_snapshot(std::string_view bytes, PositionalIndex<H>& index) {
+    IndexSnapshotInfo info = peek_index_snapshot(bytes);
+    detail::SnapshotReader r(bytes.substr(0, bytes.size() - 8));
+    (void)r.bytes(detail::snapshot_magic.size() + 8 * 3);
+    (void)r.bytes(r.u64());
     if (info.block_size != index.block_size()) {
         throw IndexSnapshotError("kvbm: index snapshot has block_size " + std::to_string(info.block_size) +
                                  ", the index " + std::to_string(index.block_size()));
