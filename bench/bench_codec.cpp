@@ -14,7 +14,7 @@
 #include <kvbm/msgpack.hpp>
 #include <kvbm/tokens.hpp>
 #if KVBM_BENCH_HAVE_JSON
-#include <kvbm/json.hpp>
+#include <kvbm/json.hpp>  // nlohmann::json::parse, for scale
 #endif
 
 #include <algorithm>

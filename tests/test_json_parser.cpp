@@ -3,7 +3,7 @@
 // the number writer agrees with the exact decimal conversion on edge and random values.
 #include "codec_vectors.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -3,7 +3,7 @@
 // in each flavour.
 #include "codec_vectors.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 #if KVBM_TEST_HAVE_XXHASH
 #include <kvbm/tokens.hpp>
 #endif

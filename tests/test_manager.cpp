@@ -6,8 +6,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
+#include <random>
+#include <set>
 #include <vector>
 
 using kvbm::BlockRegistrationHandle;
@@ -170,4 +173,92 @@ TEST_CASE("lag seen by subscribers is counted by the manager", "[manager]") {
     CHECK(manager->lagged_events() == 3);
     CHECK(manager->lag_reports() == 1);
     CHECK(drain(sub).events == Events{create(hash_at(3)), create(hash_at(4))});
+}
+
+// The direct API for cache managers that own their blocks (EventsManager::announce).
+
+TEST_CASE("announce sends Create, the AnnouncedBlock's end sends Remove, the policy can decline",
+          "[manager][announce]") {
+    const EventsManager<> manager(EventsManagerSettings<>{kvbm::PowerOfTwoPolicy(1, 64), 16});
+    auto sub = manager.subscribe();
+    const auto h = hash_at(8);
+    {
+        auto block = manager.announce(h);
+        CHECK(block.announced());
+        CHECK(block.hash() == h);
+        CHECK(manager.announced_count() == 1);
+        CHECK(manager.announced_snapshot() == std::vector<PositionalLineageHash>{h});
+        auto declined = manager.announce(hash_at(7));  // not a power of two
+        CHECK_FALSE(declined);
+        CHECK(manager.announced_count() == 1);
+        CHECK(drain(sub).events == Events{create(h)});
+    }
+    CHECK(drain(sub).events == Events{remove(h)});
+    CHECK(manager.announced_count() == 0);
+    CHECK(manager.announced_snapshot().empty());
+}
+
+TEST_CASE("announcing a live hash again sends nothing; the last release sends the one Remove", "[manager][announce]") {
+    const EventsManager<> manager;
+    auto sub = manager.subscribe();
+    const auto h = hash_at(3);
+    auto first = manager.announce(h);
+    auto second = manager.announce(h);
+    CHECK(drain(sub).events == Events{create(h)});
+    first.release();
+    CHECK_FALSE(first.announced());
+    CHECK(drain(sub).events.empty());  // the hub still lists h: `second` lives
+    CHECK(manager.announced_snapshot() == std::vector<PositionalLineageHash>{h});
+    kvbm::AnnouncedBlock<> moved = std::move(second);
+    CHECK_FALSE(second.announced());       // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+    moved = manager.announce(hash_at(4));  // the new one is made first, then assigning releases the old
+    CHECK(drain(sub).events == Events{create(hash_at(4)), remove(h)});
+}
+
+TEST_CASE("announced blocks keep the channel open after the manager is gone", "[manager][announce]") {
+    std::optional<EventSubscription<>> sub;
+    kvbm::AnnouncedBlock<> block;
+    std::function<std::vector<PositionalLineageHash>()> snapshot;
+    {
+        const EventsManager<> manager;
+        sub.emplace(manager.subscribe());
+        block = manager.announce(hash_at(5));
+        snapshot = manager.announced_snapshot_function();
+    }
+    CHECK(snapshot() == std::vector<PositionalLineageHash>{hash_at(5)});
+    const auto before = drain(*sub);
+    CHECK(before.events == Events{create(hash_at(5))});
+    CHECK(before.end == kvbm::broadcast::RecvStatus::empty);  // not closed
+    block = {};
+    const auto d = drain(*sub);
+    CHECK(d.events == Events{remove(hash_at(5))});
+    CHECK(d.end == kvbm::broadcast::RecvStatus::closed);
+    CHECK(snapshot().empty());
+}
+
+TEST_CASE("the announced set survives growth and backward-shift deletion in any order", "[manager][announce]") {
+    const EventsManager<> manager(EventsManagerSettings<>{{}, 1 << 16});
+    std::vector<kvbm::AnnouncedBlock<>> blocks;
+    std::set<kvbm::Uint128> live;
+    std::mt19937_64 rng(7);
+    for (int round = 0; round < 20000; ++round) {
+        if (blocks.empty() || rng() % 3 != 0) {
+            const auto h = hash_at(rng() % 512, rng() % 64);
+            blocks.push_back(manager.announce(h));
+        } else {
+            const auto i = static_cast<std::size_t>(rng() % blocks.size());
+            std::swap(blocks[i], blocks.back());
+            blocks.pop_back();
+        }
+    }
+    for (const auto& b : blocks) {
+        live.insert(b.hash().raw());
+    }
+    std::set<kvbm::Uint128> announced;
+    for (const auto& h : manager.announced_snapshot()) {
+        CHECK(announced.insert(h.raw()).second);  // each hash once
+    }
+    CHECK(announced == live);
+    blocks.clear();
+    CHECK(manager.announced_count() == 0);
 }

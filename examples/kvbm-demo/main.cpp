@@ -18,10 +18,12 @@
 
 #include <kvbm/tokens.hpp>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -57,13 +59,6 @@ struct Options {
     double duration = 0;     // hub mode: seconds (0: until SIGINT/SIGTERM)
 };
 
-constexpr const char* usage = R"(usage:
-  kvbm-demo [all] [--workers N] [--requests N] [--block-size N] [--budget BLOCKS] [--users N]
-                  [--system-prompts N] [--max-seq-len TOKENS] [--check-every N] [--seed S]
-  kvbm-demo hub [--bind tcp://*:5557] [--query-bind tcp://*:5558] [--duration SECONDS]
-  kvbm-demo worker --hub tcp://HOST:5557 [--query tcp://HOST:5558] [workload options as for all]
-)";
-
 /// "tcp://host:5557" -> "tcp://host:5558".
 std::string next_port(const std::string& endpoint) {
     const auto colon = endpoint.rfind(':');
@@ -73,63 +68,57 @@ std::string next_port(const std::string& endpoint) {
     return endpoint.substr(0, colon + 1) + std::to_string(std::stoul(endpoint.substr(colon + 1)) + 1);
 }
 
+/// Unsigned decimal integers only: CLI11's own conversion also reads 0x.. and octal.
+const CLI::Validator decimal(
+    [](std::string& v) -> std::string {
+        std::uint64_t n = 0;
+        const auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+        return !v.empty() && r.ec == std::errc{} && r.ptr == v.data() + v.size() ? "" : "needs a number, got " + v;
+    },
+    "");
+
+/// The command line. Adding a flag is one line: a field in Options and an add_option here.
 Options parse(int argc, char** argv) {
     Options o;
-    int i = 1;
-    if (i < argc && argv[i][0] != '-') {
-        o.mode = argv[i++];
-        if (o.mode != "all" && o.mode != "hub" && o.mode != "worker") {
-            throw std::invalid_argument("unknown mode " + o.mode);
-        }
+    CLI::App app(
+        "kvbm-demo: KV cache workers publish block events through kvbm to a hub; a router asks the hub "
+        "where each prompt's prefix is cached. Checked as it runs.",
+        "kvbm-demo");
+    app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    app.allow_extras();  // reported below, before the mode is checked: "--bogus 3" names --bogus
+    app.add_option("mode", o.mode, "all (hub and workers in one process), hub or worker");
+
+    const std::string workload = "Workload (modes all and worker)";
+    app.add_option("--workers", o.workers, "Simulated workers")->check(decimal)->group(workload);
+    app.add_option("--requests", o.requests, "Requests to route")->check(decimal)->group(workload);
+    app.add_option("--block-size", o.block_size, "Tokens per block")->check(decimal)->group(workload);
+    app.add_option("--budget", o.budget, "Blocks each worker can cache")->check(decimal)->group(workload);
+    app.add_option("--users", o.users, "Users (conversations)")->check(decimal)->group(workload);
+    app.add_option("--system-prompts", o.system_prompts, "Shared system prompts")->check(decimal)->group(workload);
+    app.add_option("--max-seq-len", o.max_seq_len, "Tokens per sequence at most")->check(decimal)->group(workload);
+    app.add_option("--check-every", o.check_every, "Requests between checks")->check(decimal)->group(workload);
+    app.add_option("--seed", o.seed, "Workload seed")->check(decimal)->group(workload);
+
+    const std::string hub = "Hub (mode hub)";
+    app.add_option("--bind", o.bind, "Events endpoint to bind")->group(hub);
+    app.add_option("--query-bind", o.query_bind, "Query endpoint to bind (default: the --bind port + 1)")->group(hub);
+    app.add_option("--duration", o.duration, "Seconds to run (0: until SIGINT/SIGTERM)")->group(hub);
+
+    const std::string worker = "Worker (mode worker)";
+    app.add_option("--hub", o.hub, "The hub's events endpoint, tcp://HOST:PORT (required)")->group(worker);
+    app.add_option("--query", o.query, "The hub's query endpoint (default: the --hub port + 1)")->group(worker);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        std::exit(0);
     }
-    const auto number = [](const std::string& name, const std::string& v) -> std::size_t {
-        std::size_t pos = 0;
-        const auto n = std::stoull(v, &pos);
-        if (pos != v.size()) {
-            throw std::invalid_argument(name + " needs a number, got " + v);
-        }
-        return n;
-    };
-    for (; i < argc; i += 2) {
-        const std::string name = argv[i];
-        if (name == "--help" || name == "-h") {
-            std::fputs(usage, stdout);
-            std::exit(0);
-        }
-        if (i + 1 >= argc) {
-            throw std::invalid_argument(name + " needs a value");
-        }
-        const std::string v = argv[i + 1];
-        if (name == "--workers")
-            o.workers = number(name, v);
-        else if (name == "--requests")
-            o.requests = number(name, v);
-        else if (name == "--block-size")
-            o.block_size = number(name, v);
-        else if (name == "--budget")
-            o.budget = number(name, v);
-        else if (name == "--users")
-            o.users = number(name, v);
-        else if (name == "--system-prompts")
-            o.system_prompts = number(name, v);
-        else if (name == "--max-seq-len")
-            o.max_seq_len = number(name, v);
-        else if (name == "--check-every")
-            o.check_every = number(name, v);
-        else if (name == "--seed")
-            o.seed = number(name, v);
-        else if (name == "--bind")
-            o.bind = v;
-        else if (name == "--query-bind")
-            o.query_bind = v;
-        else if (name == "--hub")
-            o.hub = v;
-        else if (name == "--query")
-            o.query = v;
-        else if (name == "--duration")
-            o.duration = std::stod(v);
-        else
-            throw std::invalid_argument("unknown option " + name);
+    if (!app.remaining().empty()) {
+        throw std::invalid_argument("unknown option " + app.remaining().front());
+    }
+    if (o.mode != "all" && o.mode != "hub" && o.mode != "worker") {
+        throw std::invalid_argument("unknown mode " + o.mode + " (expected all, hub or worker)");
     }
     if (o.workers == 0 || o.block_size == 0 || o.users == 0 || o.system_prompts == 0 || o.check_every == 0) {
         throw std::invalid_argument(

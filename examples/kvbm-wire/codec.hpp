@@ -3,7 +3,7 @@
 
 #include "cli.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 
 #include <cstdint>
 #include <string>

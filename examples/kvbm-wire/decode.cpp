@@ -4,17 +4,16 @@
 #include "cli.hpp"
 #include "codec.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 #include <kvbm/msgpack.hpp>
 
 #include <cstdio>
 
 namespace kvbm_wire {
 
-int run_decode(const std::vector<std::string>& args) {
-    const options opts(args, {"--type", "--to"});
-    const std::string type = opts.get("--type", "batch");
-    const std::string to = opts.get("--to", "json-1.2");
+int run_decode(const codec_options& opts) {
+    const std::string& type = opts.type;
+    const std::string& to = opts.to;
     check_type(type);
     if (to.rfind("msgpack", 0) == 0) {
         throw usage_error("decode prints JSON: --to json-1.2|json-1.3");

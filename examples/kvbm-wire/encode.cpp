@@ -4,7 +4,7 @@
 #include "cli.hpp"
 #include "codec.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 #include <kvbm/msgpack.hpp>
 
 #include <cstdio>
@@ -44,10 +44,9 @@ void emit(const T& value, const std::string& to) {
 
 }  // namespace
 
-int run_encode(const std::vector<std::string>& args) {
-    const options opts(args, {"--type", "--to"});
-    const std::string type = opts.get("--type", "batch");
-    const std::string to = opts.get("--to", "msgpack");
+int run_encode(const codec_options& opts) {
+    const std::string& type = opts.type;
+    const std::string& to = opts.to;
     check_type(type);
     if (to != "msgpack" && (to != "msgpack-named" || type == "event") && to != "json-1.2" && to != "json-1.3") {
         throw usage_error("unknown output form " + to + " (expected msgpack" +

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace kvbm_wire {
 namespace {
@@ -40,17 +41,13 @@ void print_blocks(const std::vector<kvbm::Token>& tokens, std::size_t block_size
 
 }  // namespace
 
-int run_hash(const std::vector<std::string>& args) {
-    const options opts(args, {"--block-size", "--salt", "--layout"});
-    if (!opts.has("--block-size")) {
-        throw usage_error("--block-size is required");
-    }
-    const std::uint64_t block_size = parse_u64(opts.get("--block-size", ""), "--block-size");
+int run_hash(const hash_options& opts) {
+    const std::uint64_t block_size = parse_u64(opts.block_size, "--block-size");
     if (block_size == 0) {
         throw usage_error("block size must be positive");
     }
-    const std::uint64_t salt = parse_u64(opts.get("--salt", "0"), "--salt");
-    const std::string layout = opts.get("--layout", "kvbm-1.2");
+    const std::uint64_t salt = parse_u64(opts.salt, "--salt");
+    const std::string& layout = opts.layout;
     if (layout != "kvbm-1.2" && layout != "kvbm-1.4") {
         throw usage_error("unknown layout " + layout + " (expected kvbm-1.2 or kvbm-1.4)");
     }

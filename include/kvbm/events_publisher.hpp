@@ -457,6 +457,14 @@ public:
         : EventsPublisher(manager.subscribe(), std::move(publisher), instance_id,
                           with_recovery(std::move(settings), manager, registry)) {}
 
+    /// Subscribes to `manager` for a cache manager that announces its blocks directly
+    /// (`EventsManager::announce`): unless `settings.recovery_snapshot` is set, resyncs from
+    /// `manager.announced_snapshot()`. The publisher does not keep the channel open.
+    EventsPublisher(const EventsManager<H>& manager, P publisher, InstanceId instance_id,
+                    EventsPublisherSettings<H> settings = {})
+        : EventsPublisher(manager.subscribe(), std::move(publisher), instance_id,
+                          with_recovery(std::move(settings), manager)) {}
+
     EventsPublisher(const EventsPublisher&) = delete;
     EventsPublisher& operator=(const EventsPublisher&) = delete;
 
@@ -498,11 +506,21 @@ private:
     static EventsPublisherSettings<H> with_recovery(EventsPublisherSettings<H> settings,
                                                     const EventsManager<H>& manager, const BlockRegistry<H>& registry) {
         if (!settings.recovery_snapshot) {
-            settings.recovery_snapshot = [snapshot = registry.snapshot_function(), policy = manager.policy()] {
+            settings.recovery_snapshot = [snapshot = registry.snapshot_function(), policy = manager.policy(),
+                                          announced = manager.announced_snapshot_function()] {
                 auto live = snapshot();
                 std::erase_if(live, [&](const H& h) { return !policy.should_emit(h); });
+                auto direct = announced();
+                live.insert(live.end(), direct.begin(), direct.end());
                 return live;
             };
+        }
+        return settings;
+    }
+    static EventsPublisherSettings<H> with_recovery(EventsPublisherSettings<H> settings,
+                                                    const EventsManager<H>& manager) {
+        if (!settings.recovery_snapshot) {
+            settings.recovery_snapshot = manager.announced_snapshot_function();
         }
         return settings;
     }

@@ -1,7 +1,7 @@
 /// @file kvbm/kvbm.hpp
 /// Umbrella header: everything in the core target kvbm::kvbm (no third-party dependency).
 /// The optional parts have their own headers and targets:
-///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json, nlohmann_json),
+///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq).
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/hash.hpp>
 #include <kvbm/index.hpp>
+#include <kvbm/json_text.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/msgpack.hpp>
 #include <kvbm/policy.hpp>

@@ -7,6 +7,7 @@
 
 #include <kvbm/broadcast.hpp>
 #include <kvbm/config.hpp>
+#include <kvbm/detail/announce_core.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 #include <kvbm/policy.hpp>
@@ -17,9 +18,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <utility>
+#include <vector>
 
 KVBM_NAMESPACE_BEGIN
 
@@ -88,6 +91,60 @@ private:
     std::shared_ptr<detail::LagCounters> m_lag;
 };
 
+/// What a cache manager that owns its block table keeps in each block (from
+/// `EventsManager::announce`): while it lives, the hub may list the block; destroying it (or
+/// `release()`, or assigning over it) tells the hub the block is gone. Move-only; a
+/// default-constructed or moved-from one, or one the policy declined, is empty and sends
+/// nothing. Two pointers and the hash; making, moving and destroying one never allocates.
+///
+/// Thread safety: one object is used by one thread at a time; different objects may be
+/// created and destroyed concurrently from any threads. It keeps the manager's channel open
+/// (subscribers see `closed` only once the manager and every live AnnouncedBlock are gone),
+/// so it may outlive the manager.
+template <SequenceHash H = PositionalLineageHash>
+class AnnouncedBlock {
+public:
+    using hash_type = H;
+
+    AnnouncedBlock() noexcept = default;
+    AnnouncedBlock(AnnouncedBlock&& other) noexcept : m_core(std::move(other.m_core)), m_hash(other.m_hash) {}
+    /// Releases the block this one held, then takes over `other`'s.
+    AnnouncedBlock& operator=(AnnouncedBlock&& other) noexcept {
+        if (this != &other) {
+            release();
+            m_core = std::move(other.m_core);
+            m_hash = other.m_hash;
+        }
+        return *this;
+    }
+    AnnouncedBlock(const AnnouncedBlock&) = delete;
+    AnnouncedBlock& operator=(const AnnouncedBlock&) = delete;
+    ~AnnouncedBlock() { release(); }
+
+    /// Whether this holds a live announcement (false when empty or released).
+    [[nodiscard]] bool announced() const noexcept { return m_core != nullptr; }
+    explicit operator bool() const noexcept { return announced(); }
+    /// The announced hash (meaningless when empty).
+    [[nodiscard]] const H& hash() const noexcept { return m_hash; }
+
+    /// Ends the announcement now (the last live one of its hash sends `Remove`); then empty.
+    void release() noexcept {
+        if (m_core) {
+            m_core->release(m_hash);
+            m_core.reset();
+        }
+    }
+
+private:
+    template <SequenceHash>
+    friend class EventsManager;
+    AnnouncedBlock(std::shared_ptr<detail::AnnounceCore<H>> core, const H& hash) noexcept
+        : m_core(std::move(core)), m_hash(hash) {}
+
+    std::shared_ptr<detail::AnnounceCore<H>> m_core;
+    H m_hash{};
+};
+
 /// Settings of an EventsManager (Rust: `EventsManagerSettings`).
 template <SequenceHash H = PositionalLineageHash>
 struct EventsManagerSettings {
@@ -103,9 +160,16 @@ struct EventsManagerSettings {
 /// handle is gone (after the hash has left the registry). The channel closes only when the
 /// manager and every outstanding release handle are gone.
 ///
-/// Connect it to a registry with `BlockRegistry<H>(manager_shared_ptr)` (the registry
-/// then calls `on_block_registered` for every new registration), or call
-/// `on_block_registered` yourself for each new registration.
+/// Two ways in:
+/// - **Cache managers that own their block table** (TensorRT-LLM style) call `announce(hash)`
+///   when a block becomes reusable and keep the returned `AnnouncedBlock` in their block
+///   object; destroying it sends the Remove. No registry, no allocation per block.
+/// - **Through a registry**: `BlockRegistry<H>(manager_shared_ptr)` calls
+///   `on_block_registered` for every new registration (or call it yourself), and the release
+///   handle lives in the registration.
+/// The two keep separate books: announcing a hash that is also registered through a registry
+/// of this manager is the caller's business (the hub sees both streams interleaved; the first
+/// Remove of either erases the hash there until the next resync).
 ///
 /// Thread-safe: every member may be called concurrently. Not copyable or movable (the
 /// registry keeps it by shared_ptr).
@@ -119,7 +183,8 @@ public:
     explicit EventsManager(EventsManagerSettings<H> settings = {})
         : m_policy(std::move(settings.policy)),
           m_sender(broadcast::channel<event_type>(settings.channel_capacity).first),
-          m_lag(std::make_shared<detail::LagCounters>()) {}
+          m_lag(std::make_shared<detail::LagCounters>()),
+          m_announced(std::make_shared<detail::AnnounceCore<H>>(m_sender)) {}
 
     EventsManager(const EventsManager&) = delete;
     EventsManager& operator=(const EventsManager&) = delete;
@@ -144,6 +209,44 @@ public:
         return true;
     }
 
+    /// The direct call for cache managers that own their blocks: if the policy allows
+    /// `hash`, makes it live and returns the handle to keep in the block (empty otherwise).
+    ///
+    /// The manager counts live announcements per hash: the first sends `Create(hash)`, and
+    /// `Remove(hash)` is sent when the last one is released. So announcing a hash again
+    /// while an earlier AnnouncedBlock of it lives sends nothing, and the hub lists the hash
+    /// exactly while at least one of its announcements lives. Each hash's Create and Remove
+    /// reach the channel in the order of those changes (they are sent under a per-shard
+    /// lock), which is what makes a resync from `announced_snapshot()` exact.
+    ///
+    /// Cost: the policy call, one uncontended lock of one of 16 shards, an open-addressing
+    /// map update and (on 0 -> 1) the channel send; no allocation once the map has grown.
+    /// Thread-safe.
+    [[nodiscard]] AnnouncedBlock<H> announce(const H& hash) const {
+        if (!m_policy.should_emit(hash)) {
+            return {};
+        }
+        m_announced->acquire(hash);
+        return AnnouncedBlock<H>(m_announced, hash);
+    }
+
+    /// The hashes with a live announcement (`announce`), unordered; each of the 16 shards
+    /// is read at one instant. Thread-safe.
+    [[nodiscard]] std::vector<H> announced_snapshot() const { return m_announced->snapshot(); }
+    /// How many distinct hashes have a live announcement (a hint under concurrency).
+    [[nodiscard]] std::size_t announced_count() const { return m_announced->size(); }
+
+    /// `announced_snapshot()` as a callable that does not keep the channel open: once the
+    /// manager and every AnnouncedBlock are gone it returns an empty vector (the truth).
+    [[nodiscard]] std::function<std::vector<H>()> announced_snapshot_function() const {
+        return [weak = std::weak_ptr<detail::AnnounceCore<H>>(m_announced)] {
+            if (auto core = weak.lock()) {
+                return core->snapshot();
+            }
+            return std::vector<H>{};
+        };
+    }
+
     [[nodiscard]] const AnyEmissionPolicy<H>& policy() const noexcept { return m_policy; }
     [[nodiscard]] std::size_t channel_capacity() const noexcept { return m_sender.capacity(); }
     [[nodiscard]] std::size_t subscriber_count() const noexcept { return m_sender.receiver_count(); }
@@ -158,6 +261,7 @@ private:
     AnyEmissionPolicy<H> m_policy;
     broadcast::Sender<event_type> m_sender;
     std::shared_ptr<detail::LagCounters> m_lag;
+    std::shared_ptr<detail::AnnounceCore<H>> m_announced;
 };
 
 KVBM_NAMESPACE_END

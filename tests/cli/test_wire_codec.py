@@ -88,7 +88,7 @@ bad = [
     ("encode", [], "", "EOF while parsing a value"),
     ("encode", [], shutdown + " x", "trailing characters"),
     ("encode", [], b'{"events":"Shutdown","instance_id":1,"x":"\xff"}', "UTF-8"),
-    ("encode", ["--to"], shutdown, "needs a value"),
+    ("encode", ["--to"], shutdown, "--to"),
     ("encode", ["--bogus", "1"], shutdown, "unknown argument"),
     ("decode", ["--to", "msgpack"], shutdown_hex, "decode prints JSON"),
     ("decode", ["--to", "msgpack-named"], shutdown_hex, "decode prints JSON"),

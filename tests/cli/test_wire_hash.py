@@ -50,7 +50,7 @@ bad = [
     (["--block-size", "x"], "1 2", "--block-size"),
     (["--block-size", "-4"], "1 2", "--block-size"),
     ([], "1 2", "--block-size"),
-    (["--block-size"], "1 2", "needs a value"),
+    (["--block-size"], "1 2", "--block-size"),
     (["--block-size", "2", "--salt", "18446744073709551616"], "1 2", "--salt"),
     (["--block-size", "2", "--layout", "kvbm-1.3"], "1 2", "layout"),
     (["--block-size", "2", "--bogus", "1"], "1 2", "unknown argument"),

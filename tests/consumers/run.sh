@@ -46,4 +46,20 @@ ${CXX:-g++} -std=c++20 -I "$out/vendored/third_party" -M "$here/consumer.cpp" > 
 if grep -E "nlohmann|xxhash|zmq|catch2" "$out/vendored/deps.txt"; then
   echo "FAIL: the core includes a third-party header"; exit 1
 fi
-echo "consumers: 5 passed, 0 failed"
+echo "--- vendored <kvbm/json_text.hpp> with plain -I: the JSON text codec needs no nlohmann"
+cat > "$out/vendored/json_text.cpp" <<'CPP'
+#include <kvbm/json_text.hpp>
+int main() {
+    const auto b = kvbm::json::parse_batch(R"({"events":"Shutdown","instance_id":340282366920938463463374607431768211455})",
+                                           kvbm::JsonFlavor::kvbm_1_2);
+    return b && b->instance_id == kvbm::Uint128::max() ? 0 : 1;
+}
+CPP
+${CXX:-g++} -std=c++20 -Wall -Wextra -Werror -I "$out/vendored/third_party" \
+  "$out/vendored/json_text.cpp" -o "$out/vendored/json_text"
+"$out/vendored/json_text"
+${CXX:-g++} -std=c++20 -I "$out/vendored/third_party" -M "$out/vendored/json_text.cpp" > "$out/vendored/json_deps.txt"
+if grep -E "nlohmann|xxhash|zmq|catch2" "$out/vendored/json_deps.txt"; then
+  echo "FAIL: <kvbm/json_text.hpp> includes a third-party header"; exit 1
+fi
+echo "consumers: 6 passed, 0 failed"

@@ -5,7 +5,7 @@
 
 #include "fuzz_msgpack.hpp"
 
-#include <kvbm/json.hpp>
+#include <kvbm/json_text.hpp>
 
 #include <string_view>
 
