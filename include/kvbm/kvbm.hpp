@@ -2,7 +2,8 @@
 /// Umbrella header: everything in the core target kvbm::kvbm (no third-party dependency).
 /// The optional parts have their own headers and targets:
 ///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
-///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq).
+///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp>
+///   (kvbm::nats, nats.c).
 #pragma once
 
 #include <kvbm/batcher.hpp>
@@ -13,6 +14,7 @@
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/hash.hpp>
 #include <kvbm/index.hpp>
+#include <kvbm/index_snapshot.hpp>
 #include <kvbm/json_text.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/msgpack.hpp>
