@@ -1,9 +1,10 @@
 /// @file kvbm/kvbm.hpp
 /// Umbrella header: everything in the core target kvbm::kvbm (no third-party dependency).
 /// The optional parts have their own headers and targets:
-///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
-///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp>
-///   (kvbm::nats, nats.c).
+///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json, nlohmann_json),
+///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq: <kvbm/zmq_publisher.hpp> for a worker,
+///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp> (kvbm::nats,
+///   nats.c).
 #pragma once
 
 #include <kvbm/batcher.hpp>
@@ -13,13 +14,17 @@
 #include <kvbm/events.hpp>
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/hash.hpp>
+#include <kvbm/hub_ingest.hpp>
 #include <kvbm/index.hpp>
 #include <kvbm/index_snapshot.hpp>
 #include <kvbm/json_text.hpp>
 #include <kvbm/manager.hpp>
+#include <kvbm/metrics.hpp>
 #include <kvbm/msgpack.hpp>
 #include <kvbm/policy.hpp>
+#include <kvbm/prometheus.hpp>
 #include <kvbm/publisher.hpp>
 #include <kvbm/registry.hpp>
 #include <kvbm/release.hpp>
+#include <kvbm/topics.hpp>
 #include <kvbm/uint128.hpp>
