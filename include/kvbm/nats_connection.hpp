@@ -6,6 +6,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/topics.hpp>
 
 #include <nats/nats.h>
 
@@ -21,7 +22,7 @@
 KVBM_NAMESPACE_BEGIN
 
 /// The events subject of the reference's events publisher (before any prefix).
-inline constexpr std::string_view nats_events_subject = "kvbm.events";
+inline constexpr std::string_view nats_events_subject = kv_events_subject;
 /// Where a hub asks workers to resync (before any prefix): a kvbm extension, see
 /// NatsPublisher. Workers of the Rust reference do not listen to it.
 inline constexpr std::string_view nats_resync_subject = "kvbm.resync";
