@@ -92,28 +92,25 @@ public:
         : m_pub(std::move(options)), m_id(id), m_rng(seed), m_marker(0xfeedULL + seed, std::nullopt, 0) {}
     ModelWorker(const ModelWorker&) = delete;
     ModelWorker& operator=(const ModelWorker&) = delete;
-    ~ModelWorker() { stop(); }
+    ~ModelWorker() {
+        m_stop.store(true);
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
 
     void start() {
         m_thread = std::thread([this] { run(); });
     }
 
-    /// Stops the workload; then answers a pending resync request and publishes the marker
-    /// (a Create at position 0 only this worker sends), last.
+    /// Ends the workload: the worker publishes a marker (a Create at position 0 only it
+    /// sends) after its last step, and from then on only answers resync requests (until
+    /// destroyed). Returns once the marker is published.
     void stop() {
-        if (!m_thread.joinable()) {
-            return;
+        m_paused.store(true);
+        while (!m_marker_sent.load()) {
+            std::this_thread::sleep_for(1ms);  // the worker's thread publishes it
         }
-        m_stop.store(true);
-        m_thread.join();
-        (void)m_pub.flush();
-        if (m_pub.take_resync_request()) {
-            resync();
-        }
-        std::lock_guard lock(m_mutex);
-        m_live.insert(m_marker);
-        (void)m_pub.publish("kvbm.events", encoded_batch(creates(m_id, {m_marker})));
-        (void)m_pub.flush();
     }
 
     /// Publishes attempted (successful or not).
@@ -171,7 +168,17 @@ private:
             if (m_pub.take_resync_request()) {
                 resync();
             }
-            step();
+            if (!m_paused.load()) {
+                step();
+            } else if (!m_marker_sent.load()) {
+                {
+                    std::lock_guard lock(m_mutex);
+                    m_live.insert(m_marker);
+                    (void)m_pub.publish("kvbm.events", encoded_batch(creates(m_id, {m_marker})));
+                }
+                (void)m_pub.flush();
+                m_marker_sent.store(true);
+            }
             std::this_thread::sleep_for(1ms);  // pacing (a workload rate), not synchronisation
         }
     }
@@ -183,6 +190,8 @@ private:
     mutable std::mutex m_mutex;
     std::set<Plh> m_live;
     std::atomic<bool> m_stop{false};
+    std::atomic<bool> m_paused{false};
+    std::atomic<bool> m_marker_sent{false};
     std::atomic<std::uint64_t> m_batches{0};
     std::atomic<std::uint64_t> m_resyncs{0};
     std::thread m_thread;

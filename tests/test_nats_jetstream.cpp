@@ -251,6 +251,11 @@ TEST_CASE("JetStream keeps what workers publish across a broker restart", "[nats
     REQUIRE(eventually([&] { return w.batches() > before + 100; }, 30s));
     w.stop();
     REQUIRE(eventually([&] { return w.marker_seen(index); }, 30s));
-    CHECK(holdings_of(index, 5U) == w.live());
+    const auto ns = hub.nats_stats();
+    INFO("hub: reconnects " << ns.reconnects << " gaps " << ns.gaps << " resync requests " << ns.resync_requests
+                            << " replayed " << ns.replayed << " seq " << ns.stream_sequence << "; worker resyncs "
+                            << w.resyncs() << " reconnects " << w.publisher().reconnects() << " dropped "
+                            << w.publisher().dropped() << "; " << hub.last_nats_error());
+    CHECK(eventually([&] { return holdings_of(index, 5U) == w.live(); }, 30s));
     CHECK(hub.rejected() == 0);
 }

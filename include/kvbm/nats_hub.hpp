@@ -28,6 +28,10 @@
 ///   instance) and a second Remove is unmatched. But a message applied *out of order*
 ///   could resurrect (an old Create after its Remove): the replay never does that, since it
 ///   starts strictly after S and the consumer delivers in stream order.
+/// - A broker restart can lose what was in flight, or what a worker published before the
+///   server had restored the stream. Workers resync after their own reconnection, and the
+///   hub, once the stream answers again after its reconnection, asks them all to resync:
+///   the resync then lands in the stream, after whatever was lost.
 /// - What replay cannot fix is a gap: the stream's limits dropped messages after S before
 ///   the hub read them (or the snapshot belongs to an older incarnation of the stream). The
 ///   hub detects it (first available sequence > S + 1, or a jump in sequences while
@@ -99,7 +103,9 @@ struct NatsHubOptions {
     /// For the ingest the hub owns (the constructors taking an index or a sink).
     HubIngestOptions ingest = {};
     /// Ask the workers to resync at start (core NATS), after a reconnection and after
-    /// drops (see the file brief). JetStream mode asks only after a gap or drops.
+    /// drops (see the file brief). JetStream mode asks after a gap, and after a reconnection
+    /// once the stream answers again (a broker restart may have lost what was in flight);
+    /// never at start when the snapshot and the stream join up.
     bool request_resync = true;
     /// Messages and bytes the client may buffer for the hub before it drops (a slow
     /// consumer; counted, and followed by a resync request).
@@ -484,13 +490,15 @@ private:
             } catch (...) {  // NOLINT(bugprone-empty-catch): counted inside when possible
             }
         }
+        // Counted before the ingest counts the message: whoever waits on the ingest's
+        // counters sees these too.
         bump(m_replayed);
+        m_stream_sequence.store(seq, std::memory_order_relaxed);
+        m_next_sequence = seq + 1;
+        m_applied_since_snapshot = true;
         const auto* data = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg));
         (void)m_ingest.ingest(topic, std::span<const std::uint8_t>(
                                          data, static_cast<std::size_t>(std::max(0, natsMsg_GetDataLength(msg)))));
-        m_next_sequence = seq + 1;
-        m_stream_sequence.store(seq, std::memory_order_relaxed);
-        m_applied_since_snapshot = true;
     }
 
     // --- core NATS -------------------------------------------------------------------------
@@ -525,8 +533,21 @@ private:
             if (core && m_options.request_resync) {
                 (void)send_resync_request();
             }
+            // JetStream: what workers published while the broker restarted may not be in the
+            // stream (in flight, or published before the server had restored the stream).
+            // Once the stream answers again, ask for a resync: it then lands in the stream.
+            m_stream_check_pending = !core && m_options.request_resync;
         }
         if (!core) {
+            if (m_stream_check_pending) {
+                jsStreamInfo* raw = nullptr;
+                jsErrCode code{};
+                if (js_GetStreamInfo(&raw, m_js.get(), m_options.jetstream->stream.c_str(), nullptr, &code) ==
+                    NATS_OK) {
+                    jsStreamInfo_Destroy(raw);
+                    m_stream_check_pending = !send_resync_request();
+                }
+            }
             return;
         }
         int64_t dropped = 0;
@@ -568,6 +589,7 @@ private:
     std::uint64_t m_next_sequence = 1;             // the hub's thread only (after start)
     bool m_applied_since_snapshot = false;         // the hub's thread only
     bool m_exclusive_stream = true;
+    bool m_stream_check_pending = false;  // the hub's thread only
     std::chrono::steady_clock::time_point m_last_snapshot{};
     std::atomic<bool> m_stop{false};
     std::thread m_thread;
