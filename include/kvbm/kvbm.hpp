@@ -1,10 +1,11 @@
 /// @file kvbm/kvbm.hpp
 /// Umbrella header: everything in the core target kvbm::kvbm (no third-party dependency).
 /// The optional parts have their own headers and targets:
-///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json, nlohmann_json),
+///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq: <kvbm/zmq_publisher.hpp> for a worker,
-///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp> (kvbm::nats,
-///   nats.c).
+///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/hub_client.hpp> (kvbm::hub, cpp-httplib + cppzmq:
+///   a worker joining a kvbm-hub), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp>
+///   (kvbm::nats, nats.c).
 #pragma once
 
 #include <kvbm/batcher.hpp>
