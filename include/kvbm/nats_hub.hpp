@@ -389,8 +389,9 @@ private:
         m_snapshot_sequence.store(covered, std::memory_order_relaxed);
         m_stream_sequence.store(covered, std::memory_order_relaxed);
         m_next_sequence = covered + 1;
-        // Messages covered+1 .. first_seq-1 are gone: a gap (see the file brief).
-        if (first_seq > m_next_sequence) {
+        // Messages covered+1 .. first_seq-1 are gone: a gap (see the file brief), unless
+        // one was already found (a snapshot of another stream).
+        if (first_seq > m_next_sequence && load(m_gaps) == 0) {
             found_gap("stream " + o.stream + " starts at sequence " + std::to_string(first_seq) +
                       ", the index covers up to " + std::to_string(covered));
         }
