@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs every kvbm test: gcc and clang at -Werror, ASan+UBSan, TSan, the fuzz
-# targets for a bounded time, and the ways users consume the library (install +
+# Builds and runs every kvbm test: lint (clang-format, clang-tidy), the API reference (doxygen,
+# warnings are errors), gcc and clang at -Werror, clang with libc++, ASan+UBSan, TSan, the
+# fuzz targets for a bounded time, and the ways users consume the library (install +
 # find_package, a rejected wrong version, add_subdirectory, FetchContent, a vendored copy).
 #   scripts/test.sh            everything (what .ci/run runs)
 #   scripts/test.sh gcc asan   only the named stages
@@ -12,7 +13,8 @@ jobs=${KVBM_JOBS:-$(nproc)}
 # backstop, so that nothing can hang CI).
 test_timeout=${KVBM_CTEST_TIMEOUT:-900}
 stages=("$@")
-((${#stages[@]})) || stages=(gcc clang asan tsan fuzz consumers)
+# Fast failures first: lint and docs take minutes, the sanitizer builds much longer.
+((${#stages[@]})) || stages=(lint docs gcc clang libcxx asan tsan fuzz consumers)
 
 "$root/scripts/deps.sh"
 
@@ -28,14 +30,51 @@ configure_build_test() {  # name, ctest-args, cmake-args...
     --no-tests=error $ctest_args
 }
 
+# clang-format-14 over every C++ file git tracks; clang-tidy-14 with the checks in .clang-tidy
+# (warnings are errors there) over one TU per public header (tests/header_alone), the
+# examples and the tests, from the compile database of a configure-only tree.
+lint() {
+  echo "=== lint: clang-format-14"
+  local sources=()
+  mapfile -d '' sources < <(git -C "$root" ls-files -z -- '*.cpp' '*.hpp' '*.h' '*.cc')
+  ((${#sources[@]})) || { echo "lint: git lists no C++ file under $root" >&2; return 1; }
+  (cd "$root" && clang-format-14 --dry-run --Werror "${sources[@]}")
+  echo "clang-format: ${#sources[@]} files clean"
+  echo "=== lint: clang-tidy-14"
+  cmake -S "$root" -B "$out/lint" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DKVBM_REQUIRE_ALL_TESTS=ON -DKVBM_BUILD_BENCH=OFF >/dev/null
+  local rc=0
+  run-clang-tidy-14 -p "$out/lint" -j "$jobs" -quiet \
+    "$out/lint/tests/header_alone/" "$root/examples/" "$root/tests/" >"$out/lint/clang-tidy.log" 2>&1 || rc=$?
+  # A header's finding repeats in every TU that includes it: print each once.
+  grep -E "^/.*: (error|warning): " "$out/lint/clang-tidy.log" | sort -u || true
+  if ((rc != 0)); then
+    grep -E "^(Error|error:)|failed" "$out/lint/clang-tidy.log" | grep -v "^/" | sort -u || true
+    echo "clang-tidy: findings above (full log: $out/lint/clang-tidy.log)" >&2
+    return 1
+  fi
+  echo "clang-tidy: clean"
+}
+
 san_flags="-fno-omit-frame-pointer -g"
 for stage in "${stages[@]}"; do
+  start=$SECONDS
   case $stage in
+    lint)
+      lint ;;
+    docs)
+      echo "=== docs"
+      cmake -S "$root" -B "$out/docs" -G Ninja -DKVBM_BUILD_TESTS=OFF -DKVBM_BUILD_EXAMPLES=OFF \
+        -DKVBM_BUILD_BENCH=OFF >/dev/null
+      cmake --build "$out/docs" --target docs ;;
     gcc)
       configure_build_test gcc "" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=Release ;;
     clang)
       configure_build_test clang "" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Release \
         -DKVBM_BUILD_BENCH=OFF ;;
+    libcxx)  # users on Apple's toolchain or LLVM-only Linux builds: clang with libc++
+      configure_build_test libcxx "" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Release \
+        -DKVBM_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS=-stdlib=libc++ ;;
     asan)
       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
       configure_build_test asan "" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -53,5 +92,6 @@ for stage in "${stages[@]}"; do
       "$root/tests/consumers/run.sh" "$out/consumers" ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
+  echo "=== $stage passed in $((SECONDS - start)) s"
 done
 echo "all stages passed: ${stages[*]}"

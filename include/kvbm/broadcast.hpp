@@ -37,6 +37,8 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>
+#include <kvbm/metrics.hpp>
 
 #include <algorithm>
 #include <array>
@@ -54,11 +56,15 @@
 #include <optional>
 #include <ostream>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <version>
+
+#if defined(__cpp_lib_jthread)
+#include <stop_token>
+#endif
 
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -191,14 +197,15 @@ public:
         }
         return *this;
     }
+    /// If T's move throws, this result is left empty (it never claims a value it lacks).
     RecvResultStorage& operator=(RecvResultStorage&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
         if (this != &other) {
-            destroy();
+            destroy();  // now `empty`: holds nothing
             m_lagged = other.m_lagged;
-            m_status = other.m_status;
-            if (m_status == broadcast::RecvStatus::ok) {
+            if (other.m_status == broadcast::RecvStatus::ok) {
                 ::new (static_cast<void*>(m_bytes)) T(std::move(*other.ptr()));
             }
+            m_status = other.m_status;  // only once the value (if any) is really here
         }
         return *this;
     }
@@ -221,8 +228,8 @@ protected:
 private:
     void destroy() noexcept {
         if (m_status == broadcast::RecvStatus::ok) {
-            ptr()->~T();
             m_status = broadcast::RecvStatus::empty;
+            ptr()->~T();
         }
     }
 };
@@ -334,16 +341,6 @@ namespace detail {
 
 inline constexpr std::size_t broadcast_cache_line = 64;
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    asm volatile("yield" ::: "memory");
-#else
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
-
 // A slot's version word holds the position it was last written for, shifted left by one;
 // the low bit is set while a sender is writing it. Receivers compare the version with their
 // own position (`next << 1`): equal means "your value", below or "being written for you"
@@ -369,12 +366,84 @@ inline bool broadcast_heavy_barrier_available() noexcept {
 #endif
 }
 
-inline void broadcast_heavy_barrier() noexcept {
+/// Test hook: the next this-many heavy barriers fail as if membarrier had returned an error.
+inline std::atomic<int> broadcast_heavy_barrier_failures_to_inject{0};
+
+/// Runs the heavy barrier; false if it failed (membarrier returned an error), in which case
+/// the caller must not rely on it.
+[[nodiscard]] inline bool broadcast_heavy_barrier() noexcept {
+    if (KVBM_UNLIKELY(broadcast_heavy_barrier_failures_to_inject.load(std::memory_order_relaxed) > 0) &&
+        broadcast_heavy_barrier_failures_to_inject.fetch_sub(1, std::memory_order_relaxed) > 0) {
+        return false;
+    }
 #if defined(__linux__) && defined(SYS_membarrier)
-    ::syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0);
+    return ::syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0) == 0;
 #else
     std::atomic_thread_fence(std::memory_order_seq_cst);
+    return true;
 #endif
+}
+
+/// A sending thread's record for the writer lease (see BroadcastCore): `busy` is 1 while the
+/// thread writes a slot under a lease. Records are never freed (a channel may still name one
+/// as its lease holder after the thread exited): a thread takes one from a pool on its first
+/// multi-sender send and returns it at exit; the next thread to take it inherits its leases,
+/// which is sound because the pool's mutex orders the old thread's writes before the new
+/// thread's.
+struct alignas(broadcast_cache_line) BroadcastWriter {
+    std::atomic<std::uint32_t> busy{0};
+    BroadcastWriter* next_free = nullptr;  // guarded by the pool's mutex
+};
+
+struct BroadcastWriterPool {
+    std::mutex mutex;
+    BroadcastWriter* free = nullptr;
+
+    /// The process's pool, deliberately never destroyed (records outlive threads).
+    static BroadcastWriterPool& instance() {
+        static auto* pool = new BroadcastWriterPool;
+        return *pool;
+    }
+    BroadcastWriter* take() {
+        std::lock_guard<std::mutex> guard(mutex);
+        if (free == nullptr) {
+            return new BroadcastWriter;
+        }
+        return std::exchange(free, free->next_free);
+    }
+    void give_back(BroadcastWriter* w) noexcept {
+        std::lock_guard<std::mutex> guard(mutex);
+        w->next_free = std::exchange(free, w);
+    }
+};
+
+// The calling thread's record: a constant-initialised pointer (read without a TLS wrapper
+// call on the hot path) and, set up on first use, a holder that returns it at thread exit.
+inline thread_local BroadcastWriter* broadcast_this_writer = nullptr;
+// Set when the thread's record went back to the pool: sends made later by this thread (from
+// thread_local destructors) take the lock and never hold a lease.
+inline thread_local bool broadcast_writer_returned = false;
+
+struct BroadcastWriterHolder {
+    BroadcastWriter* writer = BroadcastWriterPool::instance().take();
+    BroadcastWriterHolder() noexcept = default;
+    BroadcastWriterHolder(const BroadcastWriterHolder&) = delete;
+    BroadcastWriterHolder& operator=(const BroadcastWriterHolder&) = delete;
+    ~BroadcastWriterHolder() {
+        broadcast_this_writer = nullptr;
+        broadcast_writer_returned = true;
+        BroadcastWriterPool::instance().give_back(writer);
+    }
+};
+
+/// The calling thread's record, made on first use; nullptr once the thread is exiting.
+KVBM_BROADCAST_NOINLINE inline BroadcastWriter* broadcast_make_this_writer() {
+    if (broadcast_writer_returned) {
+        return nullptr;
+    }
+    static thread_local BroadcastWriterHolder holder;
+    broadcast_this_writer = holder.writer;
+    return holder.writer;
 }
 
 /// A receiver's position and its links in the channel's list of receivers (guarded by the
@@ -455,7 +524,7 @@ public:
     /// mark or they see the value. The pairing costs us only a compiler barrier when the
     /// receivers' side runs a process-wide barrier before sleeping (membarrier on Linux).
     void wake_after_unlocked_send() noexcept {
-        if (KVBM_LIKELY(m_asymmetric)) {
+        if (KVBM_LIKELY(m_asymmetric.load(std::memory_order_relaxed))) {
             std::atomic_signal_fence(std::memory_order_seq_cst);
         } else {
             std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -468,64 +537,220 @@ public:
     /// Unlocking a word marked parked bumps the epoch and wakes the sleepers.
     KVBM_BROADCAST_NOINLINE void wake_parked() noexcept { unlock(lock()); }
 
-    /// A receiver that marked the word parked calls this before its last look: the other
-    /// half of the pairing in wake_after_unlocked_send().
-    void barrier_before_sleep() const noexcept {
-        if (m_asymmetric) {
-            broadcast_heavy_barrier();
+    // The writer lease. The pipeline always has several Senders alive (the manager's, one per
+    // release handle) but usually one thread sending; a locked send costs an atomic
+    // read-modify-write (about 5 ns here, more than the rest of the send). So a thread that
+    // made `m_lease_after` locked sends in a row is granted the lease: while it holds it, its
+    // sends (through any of its Sender copies) write as the sole sender does, with no
+    // read-modify-write: it announces itself in its record's `busy`, checks it still holds the
+    // lease, writes, and clears `busy`. Another sender revokes the lease under the lock: it
+    // clears the holder, runs the heavy barrier, and waits until the holder's `busy` is 0. The
+    // holder's announce-then-check and the revoker's clear-then-wait form a store-load pair
+    // (asymmetric Dekker: the holder pays a compiler barrier, the revoker a membarrier), so
+    // either the holder sees the lease gone or the revoker sees it busy and waits. Each
+    // revocation doubles `m_lease_after` (threads taking turns stop being granted leases);
+    // without membarrier no lease is ever granted.
+
+    /// With the lock held, before writing: takes the lease away from any other thread (`me`
+    /// may be nullptr: a thread without a record).
+    void revoke_lease(const BroadcastWriter* me) noexcept {
+        BroadcastWriter* holder = m_lease.load(std::memory_order_relaxed);
+        if (KVBM_LIKELY(holder == nullptr || holder == me)) {
+            return;
+        }
+        m_lease.store(nullptr, std::memory_order_relaxed);
+        m_lease_after = std::min<std::uint32_t>(m_lease_after * 2, max_lease_after);
+        m_revocations.fetch_add(1, std::memory_order_relaxed);
+        if (KVBM_UNLIKELY(!broadcast_heavy_barrier())) {
+            // Cannot happen once membarrier registered; if it does: fences from now on, and
+            // a grace period far longer than any store buffer holds a store.
+            m_asymmetric.store(false, std::memory_order_seq_cst);
+            m_degraded.store(true, std::memory_order_seq_cst);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            std::this_thread::sleep_for(degraded_sleep);
+        }
+        for (unsigned spins = 0; holder->busy.load(std::memory_order_acquire) != 0; ++spins) {
+            if (spins < 64) {
+                cpu_relax();
+            } else {
+                std::this_thread::yield();  // the holder was preempted mid-write
+            }
+        }
+    }
+
+    /// With the lock held, after a locked send by `me`: counts its run and grants the lease
+    /// once the run is long enough.
+    void note_locked_send(BroadcastWriter* me) noexcept {
+        if (m_last_writer != me) {
+            m_last_writer = me;
+            m_run = 0;
+            return;
+        }
+        if (++m_run >= m_lease_after && m_asymmetric.load(std::memory_order_relaxed) &&
+            m_lease.load(std::memory_order_relaxed) == nullptr) {
+            m_lease.store(me, std::memory_order_relaxed);
+            m_leases.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
+    /// The holder's announce-then-check; true if `me` holds the lease and may write.
+    [[nodiscard]] bool enter_lease(BroadcastWriter* me) noexcept {
+        me->busy.store(1, std::memory_order_relaxed);
+        if (KVBM_LIKELY(m_asymmetric.load(std::memory_order_relaxed))) {
+            std::atomic_signal_fence(std::memory_order_seq_cst);
         } else {
             std::atomic_thread_fence(std::memory_order_seq_cst);
         }
+        if (KVBM_LIKELY(m_lease.load(std::memory_order_relaxed) == me)) {
+            return true;
+        }
+        me->busy.store(0, std::memory_order_release);
+        return false;
+    }
+    /// The holder's write is complete: a revoker waiting on `busy` may go on.
+    static void leave_lease(BroadcastWriter* me) noexcept { me->busy.store(0, std::memory_order_release); }
+
+    [[nodiscard]] bool leased_to(const BroadcastWriter* me) const noexcept {
+        return m_lease.load(std::memory_order_relaxed) == me;
+    }
+
+    static constexpr std::uint32_t first_lease_after = 64;
+    static constexpr std::uint32_t max_lease_after = std::uint32_t{1} << 20;
+
+    /// A receiver that marked the word parked (as `marked`) calls this before its last look:
+    /// the other half of the pairing in wake_after_unlocked_send().
+    ///
+    /// One heavy barrier per parked period, not per sleep: while the word still equals a
+    /// `marked` some receiver already ran the barrier for, every send since then has seen the
+    /// mark (and will change the word), so an idle receiver that times out and parks again
+    /// (a batcher's idle window) costs no process-wide barrier.
+    ///
+    /// If membarrier fails, the channel switches for good to seq_cst fences on both sides
+    /// and to sleeps of at most `degraded_sleep` (a send that still paired with the old
+    /// scheme is then seen within that time instead of missed).
+    void barrier_before_sleep(std::uint32_t marked) noexcept {
+        if (!m_asymmetric.load(std::memory_order_relaxed)) {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            return;
+        }
+        if (m_barrier_word.load(std::memory_order_acquire) == marked) {
+            return;
+        }
+        if (KVBM_LIKELY(broadcast_heavy_barrier())) {
+            m_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
+            m_barrier_word.store(marked, std::memory_order_release);
+            return;
+        }
+        m_degraded.store(true, std::memory_order_seq_cst);
+        m_asymmetric.store(false, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
     }
 
     /// Wakes every parked receiver. Taking the park mutex after the word changed closes the
     /// window between a sleeper's check of the word and its wait.
     void wake_all() noexcept {
+        m_wakes.fetch_add(1, std::memory_order_relaxed);
         { std::lock_guard<std::mutex> guard(m_park_mutex); }
         m_park_cv.notify_all();
     }
 
     /// Sleeps until the word differs from `seen` (a word this thread marked parked).
     void park(std::uint32_t seen) {
+        m_parks.fetch_add(1, std::memory_order_relaxed);
         std::unique_lock<std::mutex> guard(m_park_mutex);
+        if (KVBM_UNLIKELY(m_degraded.load(std::memory_order_relaxed))) {
+            (void)m_park_cv.wait_for(guard, degraded_sleep,
+                                     [&] { return m_word.load(std::memory_order_acquire) != seen; });
+            return;
+        }
         m_park_cv.wait(guard, [&] { return m_word.load(std::memory_order_acquire) != seen; });
     }
     /// As park(); returns false if `deadline` passed first.
     template <class Clock, class Duration>
     [[nodiscard]] bool park_until(std::uint32_t seen, const std::chrono::time_point<Clock, Duration>& deadline) {
+        m_parks.fetch_add(1, std::memory_order_relaxed);
         std::unique_lock<std::mutex> guard(m_park_mutex);
+        if (KVBM_UNLIKELY(m_degraded.load(std::memory_order_relaxed))) {
+            const auto soon = std::chrono::steady_clock::now() + degraded_sleep;
+            (void)m_park_cv.wait_until(guard, soon, [&] { return m_word.load(std::memory_order_acquire) != seen; });
+            return Clock::now() < deadline;
+        }
         return m_park_cv.wait_until(guard, deadline, [&] { return m_word.load(std::memory_order_acquire) != seen; });
     }
+#if defined(__cpp_lib_jthread)
     /// As park(); returns false if a stop was requested first.
     [[nodiscard]] bool park(std::uint32_t seen, const std::stop_token& stop) {
+        m_parks.fetch_add(1, std::memory_order_relaxed);
         std::stop_callback on_stop(stop, [this] { wake_all(); });
         std::unique_lock<std::mutex> guard(m_park_mutex);
+        const bool degraded = m_degraded.load(std::memory_order_relaxed);
         while (m_word.load(std::memory_order_acquire) == seen) {
             if (stop.stop_requested()) {
                 return false;
+            }
+            if (KVBM_UNLIKELY(degraded)) {
+                (void)m_park_cv.wait_for(guard, degraded_sleep);
+                return !stop.stop_requested();
             }
             m_park_cv.wait(guard);
         }
         return true;
     }
+#endif
+
+    /// The channel's counters in the one metrics shape (see kvbm/metrics.hpp).
+    template <class Visitor>
+    void for_each_metric(Visitor&& visit) const {
+        detail::visit_metric(visit, "kvbm_broadcast_parks_total", "Times a receiver went to sleep waiting for a value",
+                             MetricKind::counter, static_cast<double>(m_parks.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_wakes_total", "Times sleeping receivers were woken",
+                             MetricKind::counter, static_cast<double>(m_wakes.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_heavy_barriers_total",
+                             "Process-wide barriers (membarrier) run by receivers before sleeping", MetricKind::counter,
+                             static_cast<double>(m_heavy_barriers.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_writer_leases_total",
+                             "Times a sending thread was granted the writer lease (lock-free multi-sender sends)",
+                             MetricKind::counter, static_cast<double>(m_leases.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_writer_lease_revocations_total",
+                             "Times another sender took the writer lease away", MetricKind::counter,
+                             static_cast<double>(m_revocations.load(std::memory_order_relaxed)));
+        detail::visit_metric(visit, "kvbm_broadcast_degraded",
+                             "1 if membarrier failed and the channel fell back to fences and bounded sleeps",
+                             MetricKind::gauge, m_degraded.load(std::memory_order_relaxed) ? 1.0 : 0.0);
+    }
+
+    static constexpr std::chrono::milliseconds degraded_sleep{1};
 
     // Read-mostly line: what receivers need on every read.
     alignas(broadcast_cache_line) const std::uint64_t m_capacity;
     const std::uint64_t m_mask;
-    const bool m_asymmetric = broadcast_heavy_barrier_available();
+    // Whether the store-load pairing is asymmetric (membarrier works); cleared for good if a
+    // membarrier ever fails.
+    std::atomic<bool> m_asymmetric{broadcast_heavy_barrier_available()};
     std::atomic<bool> m_closed{false};  // set once, under the lock, by the last sender
 
     // Sender line: written on every send.
     alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;       // next position to write; stored under the lock
-    std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
-    BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
+    std::atomic<std::uint64_t> m_tail;                // next position to write; stored under the lock
+    std::atomic<std::size_t> m_rx_count{0};           // changed under the lock
+    BroadcastCursor* m_cursors = nullptr;             // guarded by the lock
+    std::atomic<BroadcastWriter*> m_lease{nullptr};   // set and cleared under the lock
+    BroadcastWriter* m_last_writer = nullptr;         // guarded by the lock
+    std::uint32_t m_run = 0;                          // guarded by the lock
+    std::uint32_t m_lease_after = first_lease_after;  // guarded by the lock
 
     // Handle counts. m_refs counts receivers plus one for all senders together.
     alignas(broadcast_cache_line) std::atomic<std::size_t> m_tx_count{1};
     std::atomic<std::size_t> m_refs{1};
 
     // Cold: contention and sleeping.
+    std::atomic<std::uint32_t> m_barrier_word{0};  // the parked word a heavy barrier last ran for
+    std::atomic<bool> m_degraded{false};           // a membarrier failed: sleeps are bounded
+    std::atomic<std::uint64_t> m_parks{0};
+    std::atomic<std::uint64_t> m_wakes{0};
+    std::atomic<std::uint64_t> m_heavy_barriers{0};
+    std::atomic<std::uint64_t> m_leases{0};
+    std::atomic<std::uint64_t> m_revocations{0};
     std::mutex m_contended;  // lockers that found the word locked queue here: at most one spins
     std::mutex m_park_mutex;
     std::condition_variable m_park_cv;
@@ -553,13 +778,20 @@ private:
 /// RAII for BroadcastCore's lock.
 class BroadcastLock {
 public:
-    explicit BroadcastLock(BroadcastCore& core) noexcept : m_core(core), m_held(core.lock()) {}
-    ~BroadcastLock() { m_core.unlock(m_held); }
+    explicit BroadcastLock(BroadcastCore& core) noexcept : m_core(&core), m_held(core.lock()) {}
+    ~BroadcastLock() { unlock(); }
     BroadcastLock(const BroadcastLock&) = delete;
     BroadcastLock& operator=(const BroadcastLock&) = delete;
 
+    /// Releases the lock early (once; the destructor then does nothing).
+    void unlock() noexcept {
+        if (BroadcastCore* core = std::exchange(m_core, nullptr)) {
+            core->unlock(m_held);
+        }
+    }
+
 private:
-    BroadcastCore& m_core;
+    BroadcastCore* m_core;
     std::uint32_t m_held;
 };
 
@@ -708,7 +940,7 @@ public:
             // Read the value before anything else: the caller has just stored it, and a locked
             // instruction in between would make these loads wait for those stores.
             const auto raw = detail::broadcast_words_of(value);
-            if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
+            if (KVBM_LIKELY(c.m_tx_count.load(std::memory_order_acquire) == 1)) {
                 // The sole sender. Sender copies are only made from a Sender, and this one is
                 // ours alone (send is non-const), so no other thread writes slots or the tail
                 // until we copy it: no lock. A sender destroyed elsewhere made the count 1
@@ -723,30 +955,64 @@ public:
                 c.wake_after_unlocked_send();
                 return SendResult<T>(receivers);
             }
+            // Several senders: this thread may hold the writer lease (see BroadcastCore).
+            detail::BroadcastWriter* me = detail::broadcast_this_writer;
+            if (KVBM_LIKELY(me != nullptr) && c.leased_to(me) && c.enter_lease(me)) {
+                const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
+                if (KVBM_UNLIKELY(receivers == 0)) {
+                    detail::BroadcastCore::leave_lease(me);
+                    return refused(raw);
+                }
+                const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
+                c.m_slots[pos & c.m_mask].write(pos, raw);
+                c.m_tail.store(pos + 1, std::memory_order_release);
+                detail::BroadcastCore::leave_lease(me);
+                c.wake_after_unlocked_send();
+                return SendResult<T>(receivers);
+            }
             return send_locked(raw);
         } else {
             // Values with a remaining-reader count always take the lock: the count must agree
             // with the receivers that subscribe or leave meanwhile.
-            const std::uint32_t held = c.lock();
+            std::optional<T> overwritten;  // destroyed on return, after both locks are released
+            detail::BroadcastLock lock(c);
             const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
             if (KVBM_UNLIKELY(receivers == 0)) {
-                c.unlock(held);
+                lock.unlock();
                 return SendResult<T>(std::in_place, std::move(value));
             }
             const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
             auto& slot = c.m_slots[pos & c.m_mask];
-            std::optional<T> overwritten;  // destroyed on return, after both locks are released
             {
                 std::lock_guard<std::mutex> guard(slot.mutex);
-                if (slot.value) {
-                    overwritten.emplace(std::move(*slot.value));
+                auto fill = [&] {
+                    if (slot.value) {
+                        overwritten.emplace(std::move(*slot.value));
+                        slot.value.reset();
+                    }
+                    slot.value.emplace(std::move(value));
+                };
+                if constexpr (std::is_nothrow_move_constructible_v<T>) {
+                    fill();
+                } else {
+                    try {
+                        fill();
+                    } catch (...) {
+                        // T's move threw. The old value is gone or half-moved and the new one
+                        // is not there: retire the slot as "being written for pos". Readers
+                        // of the old value see it overwritten (lagged), readers at pos see
+                        // "not sent yet"; the tail stays, so the next send fills this slot.
+                        // No slot claims a value it does not hold; guards release both locks.
+                        slot.rem = 0;
+                        slot.version.store(detail::broadcast_writing(pos), std::memory_order_release);
+                        throw;
+                    }
                 }
-                slot.value.emplace(std::move(value));
                 slot.rem = receivers;
                 slot.version.store(detail::broadcast_published(pos), std::memory_order_release);
             }
             c.m_tail.store(pos + 1, std::memory_order_release);
-            c.unlock(held);
+            lock.unlock();
             return SendResult<T>(receivers);
         }
     }
@@ -775,6 +1041,13 @@ public:
     [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(m_chan->m_capacity); }
 
+    /// The channel's counters (parks, wakes, heavy barriers, ...) in the one metrics shape:
+    /// `visit(const kvbm::Metric&)` once per series. Any thread.
+    template <class Visitor>
+    void for_each_metric(Visitor&& visit) const {
+        m_chan->for_each_metric(visit);
+    }
+
 private:
     friend struct detail::BroadcastAccess;
 
@@ -784,17 +1057,25 @@ private:
     // value never has to exist in memory (see broadcast_words_of).
     using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
 
-    KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
+    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked(const Words& raw) noexcept {
         Channel& c = *m_chan;
+        detail::BroadcastWriter* me = detail::broadcast_this_writer;
+        if (KVBM_UNLIKELY(me == nullptr)) {
+            me = detail::broadcast_make_this_writer();
+        }
         const std::uint32_t held = c.lock();
         const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
         if (KVBM_UNLIKELY(receivers == 0)) {
             c.unlock(held);
             return refused(raw);
         }
+        c.revoke_lease(me);  // now no other thread writes while we hold the lock
         const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
         c.m_slots[pos & c.m_mask].write(pos, raw);
         c.m_tail.store(pos + 1, std::memory_order_release);
+        if (KVBM_LIKELY(me != nullptr)) {
+            c.note_locked_send(me);
+        }
         c.unlock(held);
         return SendResult<T>(receivers);
     }
@@ -880,8 +1161,10 @@ public:
                             [&] { return Clock::now() >= deadline; }, RecvStatus::timeout);
     }
 
+#if defined(__cpp_lib_jthread)
     /// As recv(), but returns `stopped` when a stop is requested on `stop` while waiting
-    /// (a value that is already there is still returned).
+    /// (a value that is already there is still returned). Only where the standard library
+    /// has std::stop_token (`__cpp_lib_jthread`; libc++ 14 has not).
     RecvResult<T> recv(std::stop_token stop) {
         if (!stop.stop_possible()) {
             return recv();
@@ -889,6 +1172,7 @@ public:
         return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); },
                             [&] { return stop.stop_requested(); }, RecvStatus::stopped);
     }
+#endif
 
     /// Appends every ready value (at most `max`) to `out` with push_back, without waiting.
     /// Returns how many, and why it stopped: ok (reached `max`), empty, closed, or lagged.
@@ -1066,7 +1350,7 @@ private:
                 }
                 w |= detail::BroadcastCore::parked;
             }
-            c.barrier_before_sleep();
+            c.barrier_before_sleep(w);
             r = try_recv();
             if (!r.is_empty()) {
                 return r;
@@ -1123,7 +1407,11 @@ private:
                 std::lock_guard<std::mutex> guard(slot.mutex);
                 if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) &&
                     --slot.rem == 0) {
-                    slot.value.swap(unread);
+                    try {
+                        unread.emplace(std::move(*slot.value));
+                    } catch (...) {  // T's move threw: destroy it here (noexcept context)
+                    }
+                    slot.value.reset();
                 }
                 // `unread` (declared before `guard`) is destroyed after the unlock.
             }

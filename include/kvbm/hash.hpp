@@ -254,6 +254,7 @@ using PositionalLineageHashV14 = BasicPositionalLineageHash<PlhLayout::kvbm_1_4>
 
 KVBM_NAMESPACE_END
 
+/// Hashes a positional lineage hash by its 128 bits, for unordered containers.
 template <kvbm::PlhLayout Layout>
 struct std::hash<kvbm::BasicPositionalLineageHash<Layout>> {
     std::size_t operator()(const kvbm::BasicPositionalLineageHash<Layout>& h) const noexcept {

@@ -489,9 +489,12 @@ private:
         if (const std::size_t idx = m_slot_of.find(id); idx != m_slot_of.npos) {
             return m_slot_of.values()[idx].second;
         }
-        if (m_free_slots.empty()) {
-            m_slots.reserve(m_slots.size() + 1);
-            m_free_slots.reserve(m_slots.size() + 1);  // so release_if_unused never allocates
+        if (m_free_slots.empty() && m_slots.size() == m_slots.capacity()) {
+            // Geometric growth (reserve(size + 1) would copy every slot per new instance:
+            // quadratic for a peer that sends many instance ids).
+            const std::size_t cap = std::max<std::size_t>(8, 2 * m_slots.size());
+            m_slots.reserve(cap);
+            m_free_slots.reserve(cap);  // so release_if_unused never allocates
         }
         const std::size_t idx = m_slot_of.try_emplace(id).first;
         std::uint32_t slot = 0;

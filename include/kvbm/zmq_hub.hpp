@@ -103,11 +103,13 @@ public:
 
     ~ZmqHub() { stop(); }
 
-    /// Stops receiving; idempotent; counters stay readable. From any thread but the hub's
+    /// Stops receiving: no message is handed to the ingest after stop() began (what is still
+    /// queued is discarded); idempotent; counters stay readable. From any thread but the hub's
     /// own it also joins the hub's thread. From the hub's thread (the sink) it only asks the
     /// loop to end after the current batch: the join happens in the destructor (or a later
     /// stop() from another thread).
     void stop() noexcept {
+        m_stop_requested.store(true, std::memory_order_release);       // no message is handled after this
         std::call_once(m_shutdown, [this] { m_context.shutdown(); });  // the blocked recv returns ETERM
         if (std::this_thread::get_id() == m_thread_id.load()) {
             return;  // the sink: joining itself would throw (std::terminate under noexcept)
@@ -197,6 +199,11 @@ private:
             } catch (...) {
                 continue;  // std::bad_alloc: drop this message, keep going
             }
+            // ZeroMQ may hand out messages already queued for a while after the shutdown:
+            // stop() means none of them reaches the ingest.
+            if (m_stop_requested.load(std::memory_order_acquire)) {
+                return;
+            }
             if (!frames.empty()) {
                 handle(frames);
             }
@@ -238,6 +245,7 @@ private:
     std::string m_endpoint;
     std::thread m_thread;
     std::atomic<std::thread::id> m_thread_id{};
+    std::atomic<bool> m_stop_requested{false};
     std::once_flag m_shutdown;
     std::mutex m_join_mutex;
 };

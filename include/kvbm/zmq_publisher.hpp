@@ -29,6 +29,7 @@
 
 #include <zmq.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -61,6 +62,11 @@ struct ZmqPublisherOptions {
     std::string curve_server_key;
     std::string curve_public_key;
     std::string curve_secret_key;
+    /// ZMQ_SNDBUF of the connection in bytes (0: the system's default, which on Linux grows
+    /// to a few MB): how much may sit in the kernel beyond the queue flush waits for.
+    int send_buffer_bytes = 0;
+    /// How long flush() waits for the send queue to drain before reporting failure.
+    std::chrono::milliseconds flush_timeout{2000};
 };
 
 /// A worker's transport: connects to a hub and sends each published batch as the two
@@ -88,15 +94,16 @@ public:
     explicit ZmqPublisher(const std::string& endpoint, ZmqPublisherOptions options = {})
         : m_own_context(std::make_unique<zmq::context_t>(1)),
           m_options(std::move(options)),
-          m_socket(*m_own_context, zmq::socket_type::xpub) {
-        setup(endpoint);
+          m_socket(*m_own_context, zmq::socket_type::xpub),
+          m_endpoint(endpoint) {
+        setup();
     }
 
     /// The same on a caller's context, which must outlive this publisher (share one context
     /// between many publishers in a process).
     ZmqPublisher(zmq::context_t& context, const std::string& endpoint, ZmqPublisherOptions options = {})
-        : m_options(std::move(options)), m_socket(context, zmq::socket_type::xpub) {
-        setup(endpoint);
+        : m_options(std::move(options)), m_socket(context, zmq::socket_type::xpub), m_endpoint(endpoint) {
+        setup();
     }
 
     ZmqPublisher(const ZmqPublisher&) = delete;
@@ -127,6 +134,7 @@ public:
             }
             m_published.fetch_add(1, std::memory_order_relaxed);
             m_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
+            ++m_published_since_flush;
             return PublishResult::success();
         } catch (const std::exception& e) {
             m_failed.fetch_add(1, std::memory_order_relaxed);
@@ -134,18 +142,39 @@ public:
         }
     }
 
-    /// kvbm holds nothing back: every accepted batch is already in ZeroMQ's queue, which
-    /// its I/O thread keeps sending (and destruction waits up to `linger` for). So flush
-    /// only reports: success while a hub is subscribed, failure otherwise (what was queued
-    /// may then never arrive). Never throws.
+    /// Waits, at most `options.flush_timeout`, until every batch accepted so far has left
+    /// the process (written to the hub's connection), and says whether it did. Never throws.
+    ///
+    /// How: ZeroMQ has no "queue empty" query; the one exact signal it gives is the
+    /// termination of a context, which returns once every queued message has been written
+    /// to its connection or the sockets' linger ran out (the rest is then discarded). So,
+    /// when something was published since the last flush, flush closes the socket with
+    /// ZMQ_LINGER = the time left, terminates the publisher's own context, and succeeds if
+    /// that returned before the deadline; then it opens a fresh context and socket to the
+    /// same endpoint and waits (within the same deadline, without failing on it) for the
+    /// hub's subscription. A drained reconnection raises no resync request (the hub lost
+    /// nothing); a failed drain raises one (it may have lost the tail).
+    ///
+    /// Guarantee on success: every accepted batch was handed to the kernel's connection to
+    /// the hub (a hub that stopped reading with the kernel buffers full may still miss the
+    /// last few KB, which ZeroMQ cannot report). Nothing published: success iff a hub is
+    /// subscribed. On a caller's (shared) context the context cannot be terminated, so a
+    /// flush with batches pending reports failure ("cannot confirm").
     PublishResult flush() noexcept {
         try {
             poll_subscriptions(0);
+            if (m_published_since_flush == 0) {
+                return m_subscribed ? PublishResult::success()
+                                    : PublishResult::failure("kvbm::ZmqPublisher: no hub subscribed");
+            }
+            if (!m_own_context) {
+                return PublishResult::failure(
+                    "kvbm::ZmqPublisher: cannot confirm delivery on a shared ZeroMQ context (flush needs its own)");
+            }
+            return drain_and_reopen();
         } catch (const std::exception& e) {
             return PublishResult::failure(std::string("kvbm::ZmqPublisher: ") + e.what());
         }
-        return m_subscribed ? PublishResult::success()
-                            : PublishResult::failure("kvbm::ZmqPublisher: no hub subscribed");
     }
 
     /// True once after each hub (re)subscription seen since the last call: a new hub, or
@@ -201,10 +230,17 @@ public:
         return m_subscriptions.load(std::memory_order_relaxed);
     }
 
+    /// Flushes that had something to drain, and those of them that ran out of time.
+    [[nodiscard]] std::uint64_t flushes() const noexcept { return m_flushes.load(std::memory_order_relaxed); }
+    [[nodiscard]] std::uint64_t flush_failures() const noexcept {
+        return m_flush_failures.load(std::memory_order_relaxed);
+    }
+
     /// The metrics (see <kvbm/metrics.hpp>): `kvbm_zmq_publisher_batches_total`,
     /// `kvbm_zmq_publisher_bytes_total`, `kvbm_zmq_publisher_dropped_total{reason=...}`
     /// (queue_full, no_subscriber, error), `kvbm_zmq_publisher_subscriptions_total` and the
-    /// gauge `kvbm_zmq_publisher_subscribed` (as of the last publish/flush).
+    /// gauge `kvbm_zmq_publisher_subscribed` (as of the last publish/flush),
+    /// `kvbm_zmq_publisher_flushes_total{result="drained"|"timed_out"}`.
     template <class Visitor>
     void for_each_metric(Visitor&& visit) const {
         using detail::visit_metric;
@@ -229,11 +265,12 @@ public:
                      m_subscribed_seen.load(std::memory_order_relaxed) ? 1.0 : 0.0);
     }
 
-    /// The underlying socket, for options kvbm does not wrap (same thread rules).
+    /// The underlying socket, for options kvbm does not wrap (same thread rules). A flush
+    /// that drained replaces it with a fresh one (options set here must be set again).
     [[nodiscard]] zmq::socket_t& socket() noexcept { return m_socket; }
 
 private:
-    void setup(const std::string& endpoint) {
+    void setup() {
         m_socket.set(zmq::sockopt::sndhwm, m_options.send_hwm);
         m_socket.set(zmq::sockopt::xpub_nodrop, 1);  // full queue: EAGAIN, not a silent drop
         // Every subscription and unsubscription reaches us, one per hub connection, not
@@ -249,7 +286,41 @@ private:
             m_socket.set(zmq::sockopt::curve_publickey, m_options.curve_public_key);
             m_socket.set(zmq::sockopt::curve_secretkey, m_options.curve_secret_key);
         }
-        m_socket.connect(endpoint);
+        if (m_options.send_buffer_bytes > 0) {
+            m_socket.set(zmq::sockopt::sndbuf, m_options.send_buffer_bytes);
+        }
+        m_socket.connect(m_endpoint);
+    }
+
+    /// flush's drain: close with linger, terminate the context, reopen (see flush).
+    PublishResult drain_and_reopen() {
+        using clock = std::chrono::steady_clock;
+        const auto deadline = clock::now() + m_options.flush_timeout;
+        m_socket.set(zmq::sockopt::linger, static_cast<int>(m_options.flush_timeout.count()));
+        m_socket.close();
+        m_own_context->close();  // zmq_ctx_term: returns once drained or when the linger ran out
+        const bool drained = clock::now() < deadline;
+        m_flushes.fetch_add(1, std::memory_order_relaxed);
+        if (!drained) {
+            m_flush_failures.fetch_add(1, std::memory_order_relaxed);
+            m_resync_requested.store(true, std::memory_order_release);  // the hub may have lost the tail
+        }
+        m_published_since_flush = 0;
+        m_prefixes.clear();
+        m_subscribed = false;
+        m_subscribed_seen.store(false, std::memory_order_relaxed);
+        m_own_context = std::make_unique<zmq::context_t>(1);
+        m_socket = zmq::socket_t(*m_own_context, zmq::socket_type::xpub);
+        m_suppress_resync = drained;  // our own reconnection: the hub lost nothing
+        setup();
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+        (void)wait_connected(std::max(left, std::chrono::milliseconds(1)));
+        if (!drained) {
+            return PublishResult::failure("kvbm::ZmqPublisher: send queue not drained within " +
+                                          std::to_string(m_options.flush_timeout.count()) +
+                                          " ms; the rest was discarded");
+        }
+        return PublishResult::success();
     }
 
     /// Reads pending (un)subscription messages, waiting up to `timeout_ms` for the first.
@@ -274,7 +345,11 @@ private:
                 ++m_prefixes[std::move(prefix)];
                 if (ours) {
                     m_subscriptions.fetch_add(1, std::memory_order_relaxed);
-                    m_resync_requested.store(true, std::memory_order_release);
+                    if (m_suppress_resync) {
+                        m_suppress_resync = false;
+                    } else {
+                        m_resync_requested.store(true, std::memory_order_release);
+                    }
                 }
             } else if (const auto it = m_prefixes.find(prefix); it != m_prefixes.end() && --it->second == 0) {
                 m_prefixes.erase(it);
@@ -290,8 +365,11 @@ private:
     std::unique_ptr<zmq::context_t> m_own_context;  // declared first: outlives the socket
     ZmqPublisherOptions m_options;
     zmq::socket_t m_socket;
+    std::string m_endpoint;
     std::map<std::string, std::size_t> m_prefixes;  // topic prefix -> hub connections subscribed to it
     bool m_subscribed = false;
+    bool m_suppress_resync = false;  // the next subscription is flush's own reconnection
+    std::uint64_t m_published_since_flush = 0;
     std::atomic<bool> m_subscribed_seen{false};  // m_subscribed, for other threads (metrics)
     std::atomic<bool> m_resync_requested{false};
     std::atomic<std::uint64_t> m_published{0};
@@ -300,6 +378,8 @@ private:
     std::atomic<std::uint64_t> m_dropped_no_subscriber{0};
     std::atomic<std::uint64_t> m_failed{0};
     std::atomic<std::uint64_t> m_subscriptions{0};
+    std::atomic<std::uint64_t> m_flushes{0};
+    std::atomic<std::uint64_t> m_flush_failures{0};
 };
 
 static_assert(Publisher<ZmqPublisher>);

@@ -3,6 +3,7 @@
 in every direction, the malformed_* cases get the reference's verdict, and bad input or usage
 exits 1 with exactly one `error: ...` line on stderr and nothing on stdout."""
 import json
+import re
 import subprocess
 import sys
 
@@ -60,13 +61,42 @@ for vec in vectors["events"]:
         expect_ok(f"{name}: decode {src} uppercase, spaced", "decode", t, "  " + vec[src].upper() + "\r\n",
                   vec["json_kvbm_1_2"])
 
+def json_1_2_from_debug(debug):
+    """The reference's Rust Debug text of an accepted batch, as serde_json prints it in the
+    kvbm 1.2 flavour: `KvbmCacheEvents { events: Create([PlhV12(9)]), instance_id: 3 }` ->
+    `{"events":{"Create":[9]},"instance_id":3}`."""
+    m = re.fullmatch(r"KvbmCacheEvents \{ events: (Shutdown|(Create|Remove)\(\[(.*)\]\)), instance_id: (\d+) \}",
+                     debug)
+    if m is None:
+        raise ValueError(f"unexpected Debug text {debug!r}")
+    if m.group(1) == "Shutdown":
+        events = '"Shutdown"'
+    else:
+        hashes = re.findall(r"PlhV12\((\d+)\)", m.group(3))
+        events = '{"%s":[%s]}' % (m.group(2), ",".join(hashes))
+    return '{"events":%s,"instance_id":%s}' % (events, m.group(4))
+
+
 for case in vectors["malformed_msgpack"]:
     rc, out, err = run("decode", [], case["msgpack"])
     expect(f"malformed_msgpack {case['name']}: verdict", rc == 0, case["reference"]["accepted"])
     if rc != 0:
         expect(f"malformed_msgpack {case['name']}: one error line", (out, len(err.splitlines()), err[:7]),
                ("", 1, "error: "))
+    else:  # accepted: what the reference decoded, nothing on stderr
+        expect(f"malformed_msgpack {case['name']}: output", (out, err),
+               (json_1_2_from_debug(case["reference"]["decoded"]) + "\n", ""))
 
+# MessagePack (hex) of the accepted malformed_json cases, as the Rust reference's oracle
+# encodes them (`oracle/run encode`); a new accepted case must be added here.
+accepted_json_msgpack = {
+    "shutdown_ok": "92a853687574646f776ec41000000000000000000000000000000001",
+    "instance_id_u128_max": "92a853687574646f776ec410ffffffffffffffffffffffffffffffff",
+    "hash_16_bytes": "9281a643726561746591c41000000000000000000000000000000102c41000000000000000000000000000000001",
+    "hash_integer": "9281a643726561746591c41000000000000000000000000000000102c41000000000000000000000000000000001",
+    "unknown_field": "92a853687574646f776ec41000000000000000000000000000000001",
+    "whitespace_around": "92a853687574646f776ec41000000000000000000000000000000007",
+}
 for case in vectors["malformed_json"]:
     ref = case["reference"]
     accepted = ref["accepted_kvbm_1_2"] or ref["accepted_kvbm_1_3"]  # encode reads either flavour
@@ -75,6 +105,9 @@ for case in vectors["malformed_json"]:
     if rc != 0:
         expect(f"malformed_json {case['name']}: one error line", (out, len(err.splitlines()), err[:7]),
                ("", 1, "error: "))
+    else:  # accepted: the reference's bytes, nothing on stderr
+        expect(f"malformed_json {case['name']}: output", (out, err),
+               (accepted_json_msgpack.get(case["name"], "<no expected output listed>") + "\n", ""))
 
 shutdown = '{"events":"Shutdown","instance_id":1}'
 shutdown_hex = "92a853687574646f776ec41000000000000000000000000000000001"

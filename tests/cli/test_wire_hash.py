@@ -40,10 +40,28 @@ for key, layout in (("kvbm_1_2", "kvbm-1.2"), ("kvbm_1_4", "kvbm-1.4")):
                 fail(f"{key}/{chain['name']}@{b['position']}: {lines[b['position']]!r} != {want!r}")
             checked += 1
 
-# Default layout is kvbm-1.2, default salt 0; tokens may be split by any whitespace.
+# Default layout is kvbm-1.2, default salt 0: a salt-0 kvbm 1.2 chain without --salt and
+# --layout prints the reference's lines, every one of them.
+defaults = 0
+for chain in vectors["hash_chains"]["kvbm_1_2"]["chains"]:
+    desc = chain["tokens"]
+    if chain["salt"] != "0" or len(chain["blocks"]) != chain["total_full_blocks"] or not chain["blocks"]:
+        continue
+    tokens = desc["list"] if "list" in desc else range(*desc["range"])
+    r = run(["--block-size", str(chain["block_size"])], " ".join(map(str, tokens)))
+    want = "".join(f"{b['position']} {b['block_hash']} {b['sequence_hash']} {b['plh_hex']} {b['display']}\n"
+                   for b in chain["blocks"])
+    if (r.returncode, r.stdout, r.stderr) != (0, want, ""):
+        fail(f"defaults on {chain['name']}: exit {r.returncode}, stdout {r.stdout[:200]!r}, stderr {r.stderr!r}")
+    defaults += 1
+if defaults == 0:
+    fail("no salt-0 kvbm 1.2 chain with every block listed in vectors.json to check the defaults with")
+
+# Tokens may be split by any whitespace: the same lines as single spaces give.
 r = run(["--block-size", "2"], "1\t2\n3  4\r\n5")
-if r.returncode != 0 or len(r.stdout.splitlines()) != 2:
-    fail(f"whitespace/defaults: {r}")
+plain = run(["--block-size", "2", "--salt", "0", "--layout", "kvbm-1.2"], "1 2 3 4 5")
+if r.returncode != 0 or r.stderr or len(r.stdout.splitlines()) != 2 or r.stdout != plain.stdout:
+    fail(f"whitespace: {r} vs {plain}")
 
 bad = [
     (["--block-size", "0"], "1 2", "block size"),
@@ -66,5 +84,5 @@ for args, stdin, needle in bad:
         fail(f"{args} {stdin!r}: exit {r.returncode}, stdout {r.stdout!r}, stderr {r.stderr!r}")
 
 print(f"{checked} vector rows checked, {len(bad)} error cases")
-print(f"{(checked + len(bad) + 1) - failures} passed, {failures} failed")
+print(f"{(checked + len(bad) + defaults + 1) - failures} passed, {failures} failed")
 sys.exit(1 if failures else 0)

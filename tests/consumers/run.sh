@@ -23,7 +23,17 @@ if cmake -S "$here/wrong_version" -B "$out/wrong_version" -G Ninja -DCMAKE_PREFI
      >"$out/wrong_version.log" 2>&1; then
   echo "FAIL: a 0.x install satisfied find_package(kvbm 1.0)"; exit 1
 fi
-grep -q "not compatible\|version" "$out/wrong_version.log" || { cat "$out/wrong_version.log"; exit 1; }
+# It must be rejected for its version, not for any other reason: CMake's own message, with
+# the installed config named as considered and its version (the log is joined into one line,
+# as CMake wraps its messages).
+installed=$(sed -n 's/^set(PACKAGE_VERSION "\(.*\)")$/\1/p' "$out/prefix/share/cmake/kvbm/kvbmConfigVersion.cmake")
+log=$(tr -s ' \n' '  ' <"$out/wrong_version.log")
+for want in 'Could not find a configuration file for package "kvbm" that is compatible with requested version "1.0".' \
+            "share/cmake/kvbm/kvbmConfig.cmake, version: $installed"; do
+  if [[ -z $installed || $log != *"$want"* ]]; then
+    echo "FAIL: find_package(kvbm 1.0) did not fail with: $want"; cat "$out/wrong_version.log"; exit 1
+  fi
+done
 
 echo "--- add_subdirectory"
 cmake -S "$here/add_subdirectory" -B "$out/add_subdirectory" "${flags[@]}" -DKVBM_SOURCE_DIR="$root" >/dev/null
