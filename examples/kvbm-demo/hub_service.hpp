@@ -12,6 +12,9 @@
 
 #include <kvbm/index.hpp>
 #include <kvbm/zmq.hpp>
+#ifdef KVBM_DEMO_HAVE_NATS
+#include <kvbm/nats_hub.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
@@ -79,10 +82,24 @@ public:
     ~DemoHub() {
         m_stop.store(true);
         m_query_thread.join();
+#ifdef KVBM_DEMO_HAVE_NATS
+        m_nats.reset();
+#endif
         m_ingest.stop();
     }
 
     [[nodiscard]] const std::string& events_endpoint() const { return m_ingest.endpoint(); }
+
+#ifdef KVBM_DEMO_HAVE_NATS
+    /// Also reads batches from the NATS server at `url` (into the same index and counts).
+    void add_nats(const std::string& url) {
+        kvbm::NatsHubOptions o;
+        o.connection.servers = {url};
+        o.connection.reconnect_wait = std::chrono::milliseconds(100);
+        m_nats = std::make_unique<kvbm::NatsHub<Hash>>(
+            [this](const kvbm::KvbmCacheEvents<Hash>& batch) { apply(batch); }, o);
+    }
+#endif
     [[nodiscard]] const std::string& query_endpoint() const { return m_query_endpoint; }
 
     [[nodiscard]] HubStats stats() const {
@@ -95,6 +112,14 @@ public:
         s.batches_applied = ingest.batches_applied;
         s.events_applied = ingest.events_applied;
         s.rejected = ingest.rejected();
+#ifdef KVBM_DEMO_HAVE_NATS
+        if (m_nats) {
+            const auto n = m_nats->stats();
+            s.batches_applied += n.batches_applied;
+            s.events_applied += n.events_applied;
+            s.rejected += n.rejected();
+        }
+#endif
         std::lock_guard lock(m_mutex);
         s.applied_by_instance = m_applied;
         return s;
@@ -210,6 +235,9 @@ private:
     mutable std::mutex m_mutex;
     std::map<kvbm::Uint128, std::uint64_t> m_applied;
     kvbm::ZmqHub<Hash> m_ingest;  // after the index and m_applied: its thread uses them
+#ifdef KVBM_DEMO_HAVE_NATS
+    std::unique_ptr<kvbm::NatsHub<Hash>> m_nats;  // the same
+#endif
     zmq::context_t m_context;
     zmq::socket_t m_query_socket;
     std::string m_query_endpoint;

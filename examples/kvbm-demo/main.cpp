@@ -4,6 +4,8 @@
 //   kvbm-demo [all] [options]   hub and W workers in one process, over ZeroMQ on loopback
 //   kvbm-demo hub [--bind tcp://*:5557] [--query-bind tcp://*:5558] [--duration S]
 //   kvbm-demo worker --hub tcp://HOST:5557 [--query tcp://HOST:5558] [options]
+//   --transport nats [--nats URL]   workers publish to a NATS server, the hub subscribes there
+//                                   (mode all starts a local nats-server when no URL is given)
 //
 // Workers are KV cache managers (block budget, LRU eviction) serving chat traffic whose
 // prompts share prefixes; each publishes its block events through kvbm's pipeline to the
@@ -13,10 +15,14 @@
 // batch applied. The last line printed is one JSON object; the exit code is 1 when a check
 // failed.
 #include "hub_service.hpp"
+#include "transport.hpp"
 #include "worker.hpp"
 #include "workload.hpp"
 
 #include <kvbm/tokens.hpp>
+#ifdef KVBM_DEMO_HAVE_NATS
+#include "../../tests/nats_server.hpp"  // starts a local nats-server (the tests' fixture)
+#endif
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -57,6 +63,8 @@ struct Options {
     std::string hub;         // worker mode: the hub's event endpoint
     std::string query;       // worker mode: the hub's query endpoint (default: port + 1)
     double duration = 0;     // hub mode: seconds (0: until SIGINT/SIGTERM)
+    std::string transport = "zmq";
+    std::string nats;  // --transport nats: the server (mode all: empty starts one)
 };
 
 /// "tcp://host:5557" -> "tcp://host:5558".
@@ -104,6 +112,12 @@ Options parse(int argc, char** argv) {
     app.add_option("--query-bind", o.query_bind, "Query endpoint to bind (default: the --bind port + 1)")->group(hub);
     app.add_option("--duration", o.duration, "Seconds to run (0: until SIGINT/SIGTERM)")->group(hub);
 
+    const std::string transport = "Transport";
+    app.add_option("--transport", o.transport, "zmq (workers to hub) or nats (through a NATS server)")
+        ->group(transport);
+    app.add_option("--nats", o.nats, "--transport nats: the server URL (mode all: none starts a local nats-server)")
+        ->group(transport);
+
     const std::string worker = "Worker (mode worker)";
     app.add_option("--hub", o.hub, "The hub's events endpoint, tcp://HOST:PORT (required)")->group(worker);
     app.add_option("--query", o.query, "The hub's query endpoint (default: the --hub port + 1)")->group(worker);
@@ -129,6 +143,17 @@ Options parse(int argc, char** argv) {
     }
     if (o.budget < o.max_seq_len / o.block_size) {
         throw std::invalid_argument("--budget must hold at least one full sequence (max-seq-len / block-size blocks)");
+    }
+    if (o.transport != "zmq" && o.transport != "nats") {
+        throw std::invalid_argument("--transport must be zmq or nats, got " + o.transport);
+    }
+#ifndef KVBM_DEMO_HAVE_NATS
+    if (o.transport == "nats") {
+        throw std::invalid_argument("--transport nats: this kvbm-demo was built without kvbm::nats (libnats-dev)");
+    }
+#endif
+    if (o.transport == "nats" && o.nats.empty() && o.mode != "all") {
+        throw std::invalid_argument("--transport nats in mode " + o.mode + " needs --nats URL");
     }
     if (o.mode == "worker" && o.hub.empty()) {
         throw std::invalid_argument("worker mode needs --hub tcp://HOST:PORT");
@@ -209,16 +234,18 @@ std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient&
 }
 
 /// Workers and router against a hub at `events_ep` / `query_ep`. Returns the exit code.
-int run_workers(const Options& o, const std::string& events_ep, const std::string& query_ep, bool own_hub) {
+int run_workers(const Options& o, const TransportConfig& transport, const std::string& query_ep, bool own_hub) {
+    const std::string& events_ep = transport.zmq_endpoint;
     HubClient hub(query_ep);
     std::vector<std::unique_ptr<SimWorker>> workers;
     std::map<kvbm::InstanceId, std::size_t> by_id;
     for (std::size_t i = 0; i < o.workers; ++i) {
-        workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), events_ep, WorkerConfig{o.budget}));
+        workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), transport, WorkerConfig{o.budget}));
         by_id[workers.back()->id()] = i;
     }
-    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s\n", o.workers,
-                o.budget, o.requests, o.block_size, events_ep.c_str());
+    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s%s\n",
+                o.workers, o.budget, o.requests, o.block_size, events_ep.c_str(),
+                o.transport == "nats" ? (" via NATS " + o.nats).c_str() : "");
     Workload workload({o.system_prompts, o.users, o.max_seq_len, o.seed});
     Totals totals;
     const auto t0 = std::chrono::steady_clock::now();
@@ -375,6 +402,11 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
 int run_hub(const Options& o) {
     const std::string query_bind = o.query_bind.empty() ? next_port(o.bind) : o.query_bind;
     DemoHub hub(o.max_seq_len, o.block_size, o.bind, query_bind);
+#ifdef KVBM_DEMO_HAVE_NATS
+    if (o.transport == "nats") {
+        hub.add_nats(o.nats);
+    }
+#endif
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::printf("kvbm-demo hub: events %s, queries %s\n", hub.events_endpoint().c_str(), hub.query_endpoint().c_str());
@@ -411,11 +443,32 @@ int main(int argc, char** argv) {
         if (o.mode == "hub") {
             return run_hub(o);
         }
+        TransportConfig transport;
+#ifdef KVBM_DEMO_HAVE_NATS
+        transport.nats_url = o.transport == "nats" ? o.nats : "";
+#endif
         if (o.mode == "worker") {
-            return run_workers(o, o.hub, o.query.empty() ? next_port(o.hub) : o.query, false);
+            transport.zmq_endpoint = o.hub;
+            return run_workers(o, transport, o.query.empty() ? next_port(o.hub) : o.query, false);
         }
         DemoHub hub(o.max_seq_len, o.block_size, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
-        return run_workers(o, hub.events_endpoint(), hub.query_endpoint(), true);
+        transport.zmq_endpoint = hub.events_endpoint();
+#ifdef KVBM_DEMO_HAVE_NATS
+        std::unique_ptr<kvbm_test::NatsServer> local_server;
+        if (o.transport == "nats") {
+            if (transport.nats_url.empty()) {
+                local_server = std::make_unique<kvbm_test::NatsServer>(false);
+                transport.nats_url = local_server->url();
+                std::printf("kvbm-demo: started nats-server at %s\n", transport.nats_url.c_str());
+            }
+            hub.add_nats(transport.nats_url);
+        }
+        Options shown = o;
+        shown.nats = transport.nats_url;
+        return run_workers(shown, transport, hub.query_endpoint(), true);
+#else
+        return run_workers(o, transport, hub.query_endpoint(), true);
+#endif
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';
         return 2;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "hub_service.hpp"
+#include "transport.hpp"
 
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/manager.hpp>
@@ -42,17 +43,18 @@ public:
 
     /// Connects to the hub and waits (bounded) until it is subscribed, so that nothing
     /// published is lost to ZeroMQ's slow-joiner gap.
-    SimWorker(std::size_t index, kvbm::InstanceId id, const std::string& hub_endpoint, WorkerConfig cfg)
+    SimWorker(std::size_t index, kvbm::InstanceId id, const TransportConfig& transport, WorkerConfig cfg)
         : m_index(index),
           m_id(id),
           m_cfg(cfg),
-          m_transport(std::make_shared<kvbm::ZmqPublisher>(hub_endpoint)),
+          m_transport(std::make_shared<DemoTransport>(transport)),
           m_manager(std::make_shared<kvbm::EventsManager<Hash>>()),
           m_registry(m_manager) {
         if (!m_transport->wait_connected(std::chrono::seconds(10))) {
-            throw std::runtime_error("worker " + std::to_string(index) + ": no hub subscribed at " + hub_endpoint);
+            throw std::runtime_error("worker " + std::to_string(index) + ": no hub subscribed at " +
+                                     transport.zmq_endpoint);
         }
-        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>>(
+        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<DemoTransport>, Hash>>(
             *m_manager, m_registry, m_transport, id);
     }
 
@@ -144,10 +146,10 @@ private:
     std::size_t m_index;
     kvbm::InstanceId m_id;
     WorkerConfig m_cfg;
-    std::shared_ptr<kvbm::ZmqPublisher> m_transport;
+    std::shared_ptr<DemoTransport> m_transport;
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
-    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>> m_publisher;
+    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<DemoTransport>, Hash>> m_publisher;
     std::list<Hash> m_lru;                    // most recent first
     std::unordered_map<Hash, Entry> m_cache;  // after m_lru: destroyed first
     std::uint64_t m_served = 0;
