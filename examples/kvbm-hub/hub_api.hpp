@@ -288,6 +288,12 @@ public:
     [[nodiscard]] std::uint64_t unregistrations() const noexcept { return m_unregistrations.load(); }
     [[nodiscard]] std::uint64_t leases_expired() const noexcept { return m_leases_expired.load(); }
 
+    /// Counts a batch the ingest applied for `id` (GET /v1/instances/{id} reports it).
+    void note_applied(const InstanceId& id) {
+        std::lock_guard lock(m_applied_mutex);
+        ++m_applied[id];
+    }
+
     /// Unregisters and sweeps every instance whose lease ran out (the sweeper's work).
     void sweep_expired(const std::vector<InstanceId>& expired) {
         for (const auto& id : expired) {
@@ -421,8 +427,11 @@ private:
                 return authorized(bearer) ? keepalive(rest.substr(0, rest.find('/'))) : unauthorized();
             }
             case Route::unregister:
+                if (get) {
+                    return instance_info(path.substr(std::string_view("/v1/instances/").size()));
+                }
                 if (method != "DELETE") {
-                    return method_not_allowed(method, path, "DELETE");
+                    return method_not_allowed(method, path, "GET, DELETE");
                 }
                 return authorized(bearer) ? unregister(path.substr(std::string_view("/v1/instances/").size()))
                                           : unauthorized();
@@ -711,6 +720,30 @@ private:
         return {200, lease_body(id)};
     }
 
+    /// GET /v1/instances/{id}: kvbm's own view of one instance (registration, entries held,
+    /// batches applied), e.g. for a worker to check that what it published has arrived.
+    ApiResponse instance_info(std::string_view text) {
+        InstanceId id;
+        if (!parse_id_path(text, id)) {
+            return error_response(400, "id: '" + std::string(text.substr(0, 64)) + "' is not a u128 decimal");
+        }
+        std::uint64_t applied = 0;
+        {
+            std::lock_guard lock(m_applied_mutex);
+            const auto it = m_applied.find(id);
+            applied = it == m_applied.end() ? 0 : it->second;
+        }
+        const auto registered = m_leases.ids();
+        const bool is_registered = std::binary_search(registered.begin(), registered.end(), id);
+        const std::size_t entries = m_index.entries_of(id);
+        if (!is_registered && entries == 0 && applied == 0) {
+            return error_response(404, "instance " + id.to_string() + " is unknown to this hub");
+        }
+        return {200, "{\"instance_id\":\"" + id.to_string() + "\",\"registered\":" +
+                         (is_registered ? "true" : "false") + ",\"entries\":" + std::to_string(entries) +
+                         ",\"batches_applied\":" + std::to_string(applied) + "}"};
+    }
+
     ApiResponse unregister(std::string_view text) {
         InstanceId id;
         if (!parse_id_path(text, id)) {
@@ -731,6 +764,8 @@ private:
     MetricsRenderer m_render_metrics;
     HttpCounters m_http;
     std::mutex m_grow_mutex;
+    std::mutex m_applied_mutex;
+    std::map<InstanceId, std::uint64_t> m_applied;  // batches applied per instance ever seen
     std::atomic<std::uint64_t> m_registrations{0};
     std::atomic<std::uint64_t> m_unregistrations{0};
     std::atomic<std::uint64_t> m_leases_expired{0};

@@ -208,6 +208,7 @@ private:
         client->set_read_timeout(sec, usec);
         client->set_write_timeout(sec, usec);
         client->set_keep_alive(true);
+        client->set_tcp_nodelay(true);
         if (!o.control_token.empty()) {
             client->set_bearer_token_auth(o.control_token);
         }

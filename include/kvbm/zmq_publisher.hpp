@@ -56,17 +56,17 @@ struct ZmqPublisherOptions {
     std::chrono::milliseconds send_timeout{0};
     /// How long destruction waits for queued messages to reach the hub (ZMQ_LINGER).
     std::chrono::milliseconds linger{2000};
+    /// ZMQ_SNDBUF of the connection in bytes (0: the system's default, which on Linux grows
+    /// to a few MB): how much may sit in the kernel beyond the queue flush waits for.
+    int send_buffer_bytes = 0;
+    /// How long flush() waits for the send queue to drain before reporting failure.
+    std::chrono::milliseconds flush_timeout{2000};
     /// ZeroMQ CURVE (encryption and authentication; kvbm-hub --curve-secret-key): the
     /// hub's public key and this worker's key pair, Z85 text of 40 characters each (as
     /// zmq_curve_keypair makes them). All empty: plain TCP. The hub admits only listed keys.
     std::string curve_server_key;
     std::string curve_public_key;
     std::string curve_secret_key;
-    /// ZMQ_SNDBUF of the connection in bytes (0: the system's default, which on Linux grows
-    /// to a few MB): how much may sit in the kernel beyond the queue flush waits for.
-    int send_buffer_bytes = 0;
-    /// How long flush() waits for the send queue to drain before reporting failure.
-    std::chrono::milliseconds flush_timeout{2000};
 };
 
 /// A worker's transport: connects to a hub and sends each published batch as the two

@@ -63,6 +63,11 @@ def main():
               "batches reached the index")
         pub.close()
 
+        # --- kvbm's per-instance view ------------------------------------------------------
+        code, body = curl(url + f"/v1/instances/{A}")
+        check(code == 200 and json.loads(body) == {"instance_id": str(A), "registered": True, "entries": 5,
+                                                    "batches_applied": 1}, f"GET /v1/instances/A: {code} {body}")
+
         # --- by_position, query ---------------------------------------------------------------
         for prefix in PREFIXES:
             code, body = curl(url + prefix + "/hashes/by_position/1")
@@ -144,6 +149,7 @@ def main():
             ("POST", "/v1/instances/777/keepalive", "", 404, "777", "/v1/instances/{id}/keepalive"),
             ("POST", "/v1/instances/abc/keepalive", "", 400, "id", "/v1/instances/{id}/keepalive"),
             ("DELETE", "/v1/instances/777", None, 404, "777", "/v1/instances/{id}"),
+            ("GET", "/v1/instances/777", None, 404, "777", "/v1/instances/{id}"),
             ("DELETE", "/v1/instances/1x", None, 400, "id", "/v1/instances/{id}"),
             ("PUT", "/health", "", 405, "GET", "/health"),
         ]
