@@ -182,7 +182,7 @@ template <WireSequenceHash H>
 IndexSnapshotInfo decode_index_snapshot(std::string_view bytes, PositionalIndex<H>& index) {
     IndexSnapshotInfo info = peek_index_snapshot(bytes);
     detail::SnapshotReader r(bytes.substr(0, bytes.size() - 8));
-    (void)r.bytes(detail::snapshot_magic.size() + 8 * 3);
+    (void)r.bytes(detail::snapshot_magic.size() + std::size_t{24});  // block size, max_seq_len, sequence
     (void)r.bytes(r.u64());
     if (info.block_size != index.block_size()) {
         throw IndexSnapshotError("kvbm: index snapshot has block_size " + std::to_string(info.block_size) +
