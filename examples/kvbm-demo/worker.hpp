@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
 #include <span>
@@ -42,7 +43,11 @@ public:
 
     /// Connects to the hub and waits (bounded) until it is subscribed, so that nothing
     /// published is lost to ZeroMQ's slow-joiner gap.
-    SimWorker(std::size_t index, kvbm::InstanceId id, const std::string& hub_endpoint, WorkerConfig cfg)
+    /// `wrap`, if given, puts a transport of its own between the publisher and ZeroMQ (the
+    /// --faults mode's fault injector).
+    using TransportWrapper = std::function<kvbm::AnyPublisher(std::shared_ptr<kvbm::ZmqPublisher>)>;
+    SimWorker(std::size_t index, kvbm::InstanceId id, const std::string& hub_endpoint, WorkerConfig cfg,
+              const TransportWrapper& wrap = {})
         : m_index(index),
           m_id(id),
           m_cfg(cfg),
@@ -52,8 +57,8 @@ public:
         if (!m_transport->wait_connected(std::chrono::seconds(10))) {
             throw std::runtime_error("worker " + std::to_string(index) + ": no hub subscribed at " + hub_endpoint);
         }
-        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>>(
-            *m_manager, m_registry, m_transport, id);
+        m_publisher = std::make_unique<kvbm::EventsPublisher<kvbm::AnyPublisher, Hash>>(
+            *m_manager, m_registry, wrap ? wrap(m_transport) : kvbm::AnyPublisher(m_transport), id);
     }
 
     SimWorker(const SimWorker&) = delete;
@@ -129,11 +134,14 @@ public:
     /// Graceful stop: the pending batch, then Shutdown, then flush. Idempotent.
     bool stop() {
         if (m_stopped) {
-            return true;
+            return m_stopped_ok;
         }
         m_stopped = true;
-        return m_publisher->stop().ok();
+        m_stopped_ok = m_publisher->stop().ok();
+        return m_stopped_ok;
     }
+    /// Whether stop() delivered the final Shutdown (and flushed).
+    [[nodiscard]] bool stopped_ok() const noexcept { return m_stopped_ok; }
 
 private:
     struct Entry {
@@ -147,13 +155,14 @@ private:
     std::shared_ptr<kvbm::ZmqPublisher> m_transport;
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
-    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>> m_publisher;
+    std::unique_ptr<kvbm::EventsPublisher<kvbm::AnyPublisher, Hash>> m_publisher;
     std::list<Hash> m_lru;                    // most recent first
     std::unordered_map<Hash, Entry> m_cache;  // after m_lru: destroyed first
     std::uint64_t m_served = 0;
     std::uint64_t m_creates = 0;
     std::uint64_t m_removes = 0;
     bool m_stopped = false;
+    bool m_stopped_ok = false;
 };
 
 }  // namespace kvbm_demo
