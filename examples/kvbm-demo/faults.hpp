@@ -11,11 +11,15 @@
 // reconverge time. The last line is the usual JSON plus "faults" and "reconverge_ms_max".
 #pragma once
 
-#include "worker.hpp"
 #include "workload.hpp"
 
+#include <kvbm/events_publisher.hpp>
 #include <kvbm/index.hpp>
+#include <kvbm/manager.hpp>
+#include <kvbm/registry.hpp>
+#include <kvbm/tokens.hpp>
 #include <kvbm/zmq_hub.hpp>
+#include <kvbm/zmq_publisher.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -26,17 +30,22 @@
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace kvbm_demo {
+
+using FaultHash = kvbm::PositionalLineageHash;
 
 enum class FaultMode : int { none, refuse, drop, stall };
 
@@ -98,6 +107,79 @@ private:
     bool m_dropped = false;  // worker thread only
 };
 
+/// A worker for the faults run: the demo worker's LRU block cache (registry -> manager ->
+/// events publisher), with its ZeroMQ transport behind a FaultyTransport.
+class FaultWorker {
+public:
+    using Hash = FaultHash;
+
+    FaultWorker(kvbm::InstanceId id, const std::string& hub_endpoint, std::size_t budget,
+                const std::shared_ptr<FaultSwitch>& sw)
+        : m_id(id),
+          m_budget(budget),
+          m_zmq(std::make_shared<kvbm::ZmqPublisher>(hub_endpoint)),
+          m_manager(std::make_shared<kvbm::EventsManager<Hash>>()),
+          m_registry(m_manager) {
+        if (!m_zmq->wait_connected(std::chrono::seconds(10))) {
+            throw std::runtime_error("faults: no hub subscribed at " + hub_endpoint);
+        }
+        // kvbm::EventsPublisher<> holds any transport (AnyPublisher): here the fault injector.
+        m_publisher.emplace(*m_manager, m_registry, std::make_shared<FaultyTransport>(m_zmq, sw), id);
+    }
+
+    [[nodiscard]] const kvbm::InstanceId& id() const noexcept { return m_id; }
+    [[nodiscard]] std::uint64_t creates() const noexcept { return m_creates; }
+    [[nodiscard]] std::uint64_t removes() const noexcept { return m_removes; }
+    [[nodiscard]] kvbm::EventsPublisherMetrics metrics() const { return m_publisher->metrics(); }
+    [[nodiscard]] std::vector<Hash> registered_hashes() const { return m_registry.snapshot(); }
+
+    /// Makes `blocks` resident and most recent (deepest first), evicting LRU blocks.
+    void serve(const std::vector<Hash>& blocks) {
+        for (std::size_t i = blocks.size(); i-- > 0;) {
+            if (auto it = m_cache.find(blocks[i]); it != m_cache.end()) {
+                m_lru.splice(m_lru.begin(), m_lru, it->second.lru);
+                continue;
+            }
+            m_lru.push_front(blocks[i]);
+            m_cache.emplace(blocks[i], Entry{m_registry.register_hash(blocks[i]), m_lru.begin()});  // Create
+            ++m_creates;
+        }
+        while (m_cache.size() > m_budget) {
+            m_cache.erase(m_lru.back());  // Remove
+            m_lru.pop_back();
+            ++m_removes;
+        }
+    }
+
+    /// Whether the publisher has taken every event this worker caused and has no resync
+    /// pending (checked once).
+    [[nodiscard]] bool published() const {
+        const auto m = m_publisher->metrics();
+        return m.events_in + m.lag_events == m_creates + m_removes &&
+               m.events_published + m.events_dropped == m.events_in && m.resync_pending == 0;
+    }
+
+    /// Stops the publisher: true when the final Shutdown left and was flushed.
+    bool stop() { return m_publisher->stop().ok(); }
+
+private:
+    struct Entry {
+        kvbm::BlockRegistrationHandle<Hash> handle;
+        std::list<Hash>::iterator lru;
+    };
+
+    kvbm::InstanceId m_id;
+    std::size_t m_budget;
+    std::shared_ptr<kvbm::ZmqPublisher> m_zmq;
+    std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
+    kvbm::BlockRegistry<Hash> m_registry;
+    std::optional<kvbm::EventsPublisher<>> m_publisher;
+    std::list<Hash> m_lru;
+    std::unordered_map<Hash, Entry> m_cache;  // after m_lru and the publisher: destroyed first
+    std::uint64_t m_creates = 0;
+    std::uint64_t m_removes = 0;
+};
+
 struct FaultOptions {
     std::size_t workers = 3;
     std::size_t requests = 4000;
@@ -138,11 +220,11 @@ public:
     }
     [[nodiscard]] const std::string& endpoint() const { return m_endpoint; }
     [[nodiscard]] bool up() const { return m_hub != nullptr; }
-    [[nodiscard]] kvbm::PositionalIndex<Hash>& index() { return *m_index; }
+    [[nodiscard]] kvbm::PositionalIndex<FaultHash>& index() { return *m_index; }
 
     /// What the hub holds for each instance.
-    [[nodiscard]] std::map<kvbm::Uint128, std::set<Hash>> holdings() const {
-        std::map<kvbm::Uint128, std::set<Hash>> out;
+    [[nodiscard]] std::map<kvbm::Uint128, std::set<FaultHash>> holdings() const {
+        std::map<kvbm::Uint128, std::set<FaultHash>> out;
         if (m_index) {
             for (const auto& e : m_index->snapshot()) {
                 for (const auto& id : e.holders) {
@@ -155,22 +237,22 @@ public:
 
 private:
     void start(const std::string& bind) {
-        auto index = std::make_unique<kvbm::PositionalIndex<Hash>>(m_max, m_block);
+        auto index = std::make_unique<kvbm::PositionalIndex<FaultHash>>(m_max, m_block);
         kvbm::ZmqHubOptions options;
         options.bind = bind;
-        m_hub = std::make_unique<kvbm::ZmqHub<Hash>>(*index, options);
+        m_hub = std::make_unique<kvbm::ZmqHub<FaultHash>>(*index, options);
         m_index = std::move(index);
     }
 
     std::uint64_t m_max, m_block;
     std::string m_endpoint;
-    std::unique_ptr<kvbm::PositionalIndex<Hash>> m_index;
-    std::unique_ptr<kvbm::ZmqHub<Hash>> m_hub;  // declared after the index: destroyed first
+    std::unique_ptr<kvbm::PositionalIndex<FaultHash>> m_index;
+    std::unique_ptr<kvbm::ZmqHub<FaultHash>> m_hub;  // declared after the index: destroyed first
 };
 
-inline std::vector<Hash> block_hashes(const std::vector<kvbm::Token>& tokens, std::size_t block_size) {
+inline std::vector<FaultHash> block_hashes(const std::vector<kvbm::Token>& tokens, std::size_t block_size) {
     const auto seq = kvbm::TokenBlockSequence::from_slice(tokens, block_size);
-    std::vector<Hash> out;
+    std::vector<FaultHash> out;
     for (const auto& b : seq.blocks()) {
         out.push_back(b.plh);
     }
@@ -178,16 +260,16 @@ inline std::vector<Hash> block_hashes(const std::vector<kvbm::Token>& tokens, st
 }
 
 /// Differences between the hub's view and the workers' live registrations.
-inline std::uint64_t hub_diff(const RestartableHub& hub, const std::vector<std::unique_ptr<SimWorker>>& workers) {
+inline std::uint64_t hub_diff(const RestartableHub& hub, const std::vector<std::unique_ptr<FaultWorker>>& workers) {
     const auto held = hub.holdings();
     std::uint64_t diff = 0;
     std::set<kvbm::Uint128> ours;
     for (const auto& w : workers) {
         ours.insert(w->id());
         const auto local = w->registered_hashes();
-        const std::set<Hash> want(local.begin(), local.end());
+        const std::set<FaultHash> want(local.begin(), local.end());
         const auto it = held.find(w->id());
-        const std::set<Hash> have = it == held.end() ? std::set<Hash>{} : it->second;
+        const std::set<FaultHash> have = it == held.end() ? std::set<FaultHash>{} : it->second;
         for (const auto& h : want) {
             diff += have.contains(h) ? 0U : 1U;
         }
@@ -205,16 +287,13 @@ inline int run_faults(const FaultOptions& o) {
     using clock = std::chrono::steady_clock;
     RestartableHub hub(o.max_seq_len, o.block_size);
     std::vector<std::shared_ptr<FaultSwitch>> switches;
-    std::vector<std::unique_ptr<SimWorker>> workers;
+    std::vector<std::unique_ptr<FaultWorker>> workers;
     std::random_device rd;
     for (std::size_t i = 0; i < o.workers; ++i) {
         auto sw = std::make_shared<FaultSwitch>();
         switches.push_back(sw);
         const kvbm::InstanceId id = kvbm::InstanceId::from_parts((std::uint64_t{rd()} << 32) | rd(), i + 1);
-        workers.push_back(std::make_unique<SimWorker>(
-            i, id, hub.endpoint(), WorkerConfig{o.budget}, [sw](std::shared_ptr<kvbm::ZmqPublisher> inner) {
-                return kvbm::AnyPublisher(std::make_shared<FaultyTransport>(std::move(inner), sw));
-            }));
+        workers.push_back(std::make_unique<FaultWorker>(id, hub.endpoint(), o.budget, sw));
     }
     const auto set_all = [&](FaultMode m) {
         for (auto& sw : switches) {
@@ -242,7 +321,7 @@ inline int run_faults(const FaultOptions& o) {
             }
         }
         const auto full = block_hashes(workload.reply(req.user), o.block_size);
-        (void)workers[chosen]->serve(full, prompt.size());
+        workers[chosen]->serve(full);
         ++served;
     };
     // Waits until the hub is right again: publishers quiet, hub == registries twice in a row.
@@ -254,7 +333,7 @@ inline int run_faults(const FaultOptions& o) {
         while (clock::now() < deadline) {
             bool quiet = true;
             for (auto& w : workers) {
-                quiet = w->wait_published(std::chrono::milliseconds(0)) && quiet;
+                quiet = w->published() && quiet;
             }
             diff = hub_diff(hub, workers);
             equal_in_a_row = quiet && diff == 0 ? equal_in_a_row + 1 : 0;
@@ -334,8 +413,10 @@ inline int run_faults(const FaultOptions& o) {
     // must apply them all and end empty.
     std::uint64_t created = 0, removed = 0, batches = 0, bytes = 0, publish_errors = 0;
     bool stopped = true;
+    std::vector<bool> stop_ok;
     for (auto& w : workers) {
-        stopped = w->stop() && stopped;
+        stop_ok.push_back(w->stop());
+        stopped = stop_ok.back() && stopped;
         const auto m = w->metrics();
         created += w->creates();
         removed += w->removes();
@@ -353,8 +434,8 @@ inline int run_faults(const FaultOptions& o) {
     } while (entries != 0 && clock::now() < deadline);
     // Workers whose final Shutdown did not leave the process (StopResult not ok).
     std::uint64_t lost = 0;
-    for (auto& w : workers) {
-        lost += w->stopped_ok() ? 0U : 1U;
+    for (bool ok : stop_ok) {
+        lost += ok ? 0U : 1U;
     }
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
     std::printf("\nsummary (faults)\n");

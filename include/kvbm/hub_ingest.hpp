@@ -176,8 +176,8 @@ public:
 
     /// One message with a topic. `authorize(instance_id)` (optional) is asked once the batch
     /// is decoded; false rejects it as unauthorized. Returns the outcome (also counted).
-    /// Throws nothing but what `authorize` throws... which it is asked not to: an exception
-    /// from it counts as apply_failed.
+    /// Never throws: an exception from `authorize`, the index or the sink counts as
+    /// apply_failed.
     template <class Authorize = AllowAnyInstance>
     IngestOutcome ingest(std::string_view topic, std::span<const std::uint8_t> payload,
                          Authorize&& authorize = Authorize{}) noexcept {
