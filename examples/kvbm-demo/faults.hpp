@@ -9,6 +9,13 @@
 // has taken its events, no resync pending, and the hub's view equals the union of the live
 // registries on two polls in a row); the time from healing to that point is the fault's
 // reconverge time. The last line is the usual JSON plus "faults" and "reconverge_ms_max".
+//
+// With --transport nats the workers publish through kvbm::NatsPublisher to a broker the hub
+// subscribes to (kvbm::NatsHub): a restarted hub asks every worker to resync, and when the
+// demo started the broker itself the schedule adds
+//   (d) broker restarts: nats-server is stopped while the workload goes on (the clients
+//       buffer what they publish) and started again on the same port; each worker's
+//       reconnection triggers its resync, and the hub's reconnection makes it ask them all.
 #pragma once
 
 #include "workload.hpp"
@@ -20,6 +27,10 @@
 #include <kvbm/tokens.hpp>
 #include <kvbm/zmq_hub.hpp>
 #include <kvbm/zmq_publisher.hpp>
+#ifdef KVBM_DEMO_HAVE_NATS
+#include <kvbm/nats_hub.hpp>
+#include <kvbm/nats_publisher.hpp>
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +40,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <list>
 #include <map>
@@ -64,13 +76,14 @@ struct FaultSwitch {
     }
 };
 
-/// A transport between a worker's events publisher and its ZmqPublisher that fails on
+/// A transport between a worker's events publisher and its ZmqPublisher (or NatsPublisher) that fails on
 /// command: refuses (publish fails), drops (publish "succeeds", the batch is discarded, and
 /// once healed it asks for a resync, as a transport that knows it lost messages would), or
 /// stalls (publish blocks until healed).
+template <class Inner>
 class FaultyTransport {
 public:
-    FaultyTransport(std::shared_ptr<kvbm::ZmqPublisher> inner, std::shared_ptr<FaultSwitch> sw)
+    FaultyTransport(std::shared_ptr<Inner> inner, std::shared_ptr<FaultSwitch> sw)
         : m_inner(std::move(inner)), m_switch(std::move(sw)) {}
 
     kvbm::PublishResult publish(std::string_view subject, std::span<const std::uint8_t> bytes) {
@@ -95,20 +108,22 @@ public:
         // ZmqPublisher reads (re)subscriptions only inside its own calls; an idle worker
         // would not notice a restarted hub until its next publish. subscribed() reads them
         // (same thread as publish: the events publisher's worker).
-        (void)m_inner->subscribed();
+        if constexpr (requires { m_inner->subscribed(); }) {
+            (void)m_inner->subscribed();
+        }
         const bool hub = m_inner->take_resync_request();
         const bool lost = m_switch->mode.load() != FaultMode::drop && std::exchange(m_dropped, false);
         return hub || lost;
     }
 
 private:
-    std::shared_ptr<kvbm::ZmqPublisher> m_inner;
+    std::shared_ptr<Inner> m_inner;
     std::shared_ptr<FaultSwitch> m_switch;
     bool m_dropped = false;  // worker thread only
 };
 
 /// A worker for the faults run: the demo worker's LRU block cache (registry -> manager ->
-/// events publisher), with its ZeroMQ transport behind a FaultyTransport.
+/// events publisher), with its ZeroMQ (or NATS) transport behind a FaultyTransport.
 class FaultWorker {
 public:
     using Hash = FaultHash;
@@ -124,8 +139,25 @@ public:
             throw std::runtime_error("faults: no hub subscribed at " + hub_endpoint);
         }
         // kvbm::EventsPublisher<> holds any transport (AnyPublisher): here the fault injector.
-        m_publisher.emplace(*m_manager, m_registry, std::make_shared<FaultyTransport>(m_zmq, sw), id);
+        m_publisher.emplace(*m_manager, m_registry, std::make_shared<FaultyTransport<kvbm::ZmqPublisher>>(m_zmq, sw),
+                            id);
     }
+
+#ifdef KVBM_DEMO_HAVE_NATS
+    /// Publishes through NATS (`connection` names the broker).
+    FaultWorker(kvbm::InstanceId id, const kvbm::NatsConnectionOptions& connection, std::size_t budget,
+                const std::shared_ptr<FaultSwitch>& sw)
+        : m_id(id), m_budget(budget), m_manager(std::make_shared<kvbm::EventsManager<Hash>>()), m_registry(m_manager) {
+        kvbm::NatsPublisherOptions po;
+        po.connection = connection;
+        auto nats = std::make_shared<kvbm::NatsPublisher>(po);
+        if (!nats->wait_connected(std::chrono::seconds(10))) {
+            throw std::runtime_error("faults: the NATS broker did not answer");
+        }
+        m_publisher.emplace(*m_manager, m_registry,
+                            std::make_shared<FaultyTransport<kvbm::NatsPublisher>>(std::move(nats), sw), id);
+    }
+#endif
 
     [[nodiscard]] const kvbm::InstanceId& id() const noexcept { return m_id; }
     [[nodiscard]] std::uint64_t creates() const noexcept { return m_creates; }
@@ -191,17 +223,34 @@ struct FaultOptions {
     std::size_t users = 96;
     std::size_t system_prompts = 6;
     std::uint64_t seed = 42;
+#ifdef KVBM_DEMO_HAVE_NATS
+    /// Set: workers and hub meet on this NATS broker instead of ZeroMQ.
+    std::optional<kvbm::NatsConnectionOptions> nats;
+#endif
+    /// Set: broker restarts join the schedule. Stops the broker, calls its argument (the
+    /// workload goes on meanwhile), starts the broker again on the same port.
+    std::function<void(const std::function<void()>&)> restart_broker;
 };
 
-/// The hub: index + ZeroMQ ingest, re-creatable on the same endpoint.
+/// The hub: index + ZeroMQ ingest, re-creatable on the same endpoint; or index + NATS
+/// ingest, re-creatable on the same broker.
 class RestartableHub {
 public:
     RestartableHub(std::uint64_t max_seq_len, std::uint64_t block_size) : m_max(max_seq_len), m_block(block_size) {
         start("tcp://127.0.0.1:*");
         m_endpoint = m_hub->endpoint();
     }
+#ifdef KVBM_DEMO_HAVE_NATS
+    RestartableHub(std::uint64_t max_seq_len, std::uint64_t block_size, const kvbm::NatsConnectionOptions& nats)
+        : m_max(max_seq_len), m_block(block_size), m_nats_options(nats) {
+        start({});
+    }
+#endif
     void kill() {
         m_hub.reset();
+#ifdef KVBM_DEMO_HAVE_NATS
+        m_nats_hub.reset();
+#endif
         m_index.reset();
     }
     void restart() {
@@ -219,7 +268,7 @@ public:
         }
     }
     [[nodiscard]] const std::string& endpoint() const { return m_endpoint; }
-    [[nodiscard]] bool up() const { return m_hub != nullptr; }
+    [[nodiscard]] bool up() const { return m_index != nullptr; }
     [[nodiscard]] kvbm::PositionalIndex<FaultHash>& index() { return *m_index; }
 
     /// What the hub holds for each instance.
@@ -238,6 +287,15 @@ public:
 private:
     void start(const std::string& bind) {
         auto index = std::make_unique<kvbm::PositionalIndex<FaultHash>>(m_max, m_block);
+#ifdef KVBM_DEMO_HAVE_NATS
+        if (m_nats_options) {  // subscribes, then asks every worker to resync (it starts empty)
+            kvbm::NatsHubOptions options;
+            options.connection = *m_nats_options;
+            m_nats_hub = std::make_unique<kvbm::NatsHub<FaultHash>>(*index, options);
+            m_index = std::move(index);
+            return;
+        }
+#endif
         kvbm::ZmqHubOptions options;
         options.bind = bind;
         m_hub = std::make_unique<kvbm::ZmqHub<FaultHash>>(*index, options);
@@ -248,6 +306,10 @@ private:
     std::string m_endpoint;
     std::unique_ptr<kvbm::PositionalIndex<FaultHash>> m_index;
     std::unique_ptr<kvbm::ZmqHub<FaultHash>> m_hub;  // declared after the index: destroyed first
+#ifdef KVBM_DEMO_HAVE_NATS
+    std::optional<kvbm::NatsConnectionOptions> m_nats_options;
+    std::unique_ptr<kvbm::NatsHub<FaultHash>> m_nats_hub;  // after the index: destroyed first
+#endif
 };
 
 inline std::vector<FaultHash> block_hashes(const std::vector<kvbm::Token>& tokens, std::size_t block_size) {
@@ -285,7 +347,15 @@ inline std::uint64_t hub_diff(const RestartableHub& hub, const std::vector<std::
 
 inline int run_faults(const FaultOptions& o) {
     using clock = std::chrono::steady_clock;
+#ifdef KVBM_DEMO_HAVE_NATS
+    const bool nats = o.nats.has_value();
+    RestartableHub hub =
+        nats ? RestartableHub(o.max_seq_len, o.block_size, *o.nats) : RestartableHub(o.max_seq_len, o.block_size);
+#else
+    const bool nats = false;
     RestartableHub hub(o.max_seq_len, o.block_size);
+#endif
+    const bool broker_faults = nats && o.restart_broker;
     std::vector<std::shared_ptr<FaultSwitch>> switches;
     std::vector<std::unique_ptr<FaultWorker>> workers;
     std::random_device rd;
@@ -293,6 +363,12 @@ inline int run_faults(const FaultOptions& o) {
         auto sw = std::make_shared<FaultSwitch>();
         switches.push_back(sw);
         const kvbm::InstanceId id = kvbm::InstanceId::from_parts((std::uint64_t{rd()} << 32) | rd(), i + 1);
+#ifdef KVBM_DEMO_HAVE_NATS
+        if (nats) {
+            workers.push_back(std::make_unique<FaultWorker>(id, *o.nats, o.budget, sw));
+            continue;
+        }
+#endif
         workers.push_back(std::make_unique<FaultWorker>(id, hub.endpoint(), o.budget, sw));
     }
     const auto set_all = [&](FaultMode m) {
@@ -302,7 +378,8 @@ inline int run_faults(const FaultOptions& o) {
     };
     Workload workload(WorkloadConfig{o.system_prompts, o.users, o.max_seq_len, o.seed});
 
-    std::uint64_t hub_restarts = 0, failure_windows = 0, lag_recoveries = 0, checks = 0, mismatches = 0, unsettled = 0;
+    std::uint64_t hub_restarts = 0, broker_restarts = 0, failure_windows = 0, lag_recoveries = 0, checks = 0,
+                  mismatches = 0, unsettled = 0;
     double reconverge_ms_max = 0;
     std::size_t served = 0;
     const auto serve_one = [&] {
@@ -362,10 +439,21 @@ inline int run_faults(const FaultOptions& o) {
             continue;
         }
         next_fault = served + o.fault_every;
-        // The cycle: restart, refused window, stall, restart, dropped window, stall, ...
+        // The cycle: restart, refused window, stall, restart, dropped window, stall, ...; with
+        // broker restarts: restart, refused window, stall, broker restart, restart, dropped, ...
         const int step = kind++;
-        const int k = step % 3 == 0 ? 0 : step % 3 == 2 ? 3 : (step / 3) % 2 == 0 ? 1 : 2;
-        if (k == 0) {  // (a) hub restart with an empty index
+        const int cycle = broker_faults ? 4 : 3;
+        const int s = step % cycle;
+        const int k = s == 0 ? 0 : s == 2 ? 3 : s == 3 ? 4 : (step / cycle) % 2 == 0 ? 1 : 2;
+        if (k == 4) {  // (d) broker restart: nats-server stopped while the workload goes on
+            o.restart_broker([&] {
+                for (std::size_t i = 0; i < o.fault_span; ++i) {
+                    serve_one();
+                }
+            });
+            ++broker_restarts;
+            reconverge(clock::now(), "broker restarted");
+        } else if (k == 0) {  // (a) hub restart with an empty index
             hub.kill();
             for (std::size_t i = 0; i < o.fault_span; ++i) {
                 serve_one();
@@ -442,13 +530,18 @@ inline int run_faults(const FaultOptions& o) {
     std::printf("  faults   %llu hub restarts, %llu publish-failure windows, %llu lag recoveries (worker x stall)\n",
                 static_cast<unsigned long long>(hub_restarts), static_cast<unsigned long long>(failure_windows),
                 static_cast<unsigned long long>(lag_recoveries));
+    if (nats) {
+        std::printf("  nats     %llu broker restarts%s\n", static_cast<unsigned long long>(broker_restarts),
+                    broker_faults ? "" : " (the broker is not the demo's own: --nats URL)");
+    }
     std::printf("  checks   %llu after healing, %llu differences left, %llu unsettled; slowest reconvergence %.1f ms\n",
                 static_cast<unsigned long long>(checks), static_cast<unsigned long long>(mismatches),
                 static_cast<unsigned long long>(unsettled), reconverge_ms_max);
     std::printf("  stop     %s; hub holds %llu entries after it; %llu publish errors (injected included)\n",
                 stopped ? "graceful, every Shutdown delivered" : "a Shutdown was NOT delivered",
                 static_cast<unsigned long long>(entries), static_cast<unsigned long long>(publish_errors));
-    const nlohmann::json result = {
+    nlohmann::json result = {
+        {"transport", nats ? "nats" : "zmq"},
         {"workers", o.workers},
         {"requests", o.requests},
         {"events_created", created},
@@ -467,6 +560,9 @@ inline int run_faults(const FaultOptions& o) {
           {"lag_recoveries", lag_recoveries}}},
         {"reconverge_ms_max", std::round(reconverge_ms_max * 10) / 10},
     };
+    if (nats) {
+        result["faults"]["broker_restarts"] = broker_restarts;
+    }
     std::cout << result.dump() << std::endl;
     const bool ok = stopped && lost == 0 && mismatches == 0 && unsettled == 0 && entries == 0;
     return ok ? 0 : 1;

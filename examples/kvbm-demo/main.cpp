@@ -14,8 +14,13 @@
 // workers' registries; after a graceful stop the hub must be empty and every published
 // batch applied. The last line printed is one JSON object; the exit code is 1 when a check
 // failed.
+//
+// --transport nats: the workers publish through kvbm::NatsPublisher and the hub reads the
+// events subject (HubOptions::nats); with no --nats URL the demo starts a local nats-server
+// on a free loopback port (and, with --faults, restarts it on the schedule).
 #include "faults.hpp"
 #include "hub_service.hpp"
+#include "nats_broker.hpp"
 #include "worker.hpp"
 #include "workload.hpp"
 
@@ -62,6 +67,8 @@ struct Options {
     bool faults = false;                  // mode all: inject faults on a schedule (faults.hpp)
     std::size_t fault_every = 250;
     std::size_t fault_span = 60;
+    std::string transport = "zmq";  // mode all: zmq or nats
+    std::string nats_url;           // --transport nats: the broker (empty: start a local nats-server)
 };
 
 /// Unsigned decimal integers only: CLI11's own conversion also reads 0x.. and octal.
@@ -103,6 +110,14 @@ Options parse(int argc, char** argv) {
     app.add_option("--fault-every", o.fault_every, "Requests between faults")->check(decimal)->group(faults);
     app.add_option("--fault-span", o.fault_span, "Requests served while a fault lasts")->check(decimal)->group(faults);
 
+    const std::string transport = "Transport (mode all)";
+    app.add_option("--transport", o.transport, "Events transport: zmq, or nats (a NATS broker between workers and hub)")
+        ->group(transport);
+    app.add_option("--nats", o.nats_url,
+                   "With --transport nats: the broker's URL, nats://HOST:PORT (default: start a local nats-server on "
+                   "a free loopback port)")
+        ->group(transport);
+
     const std::string hub = "Hub (mode hub)";
     app.add_option("--bind", o.bind, "Events (ZeroMQ) endpoint to bind")->group(hub);
     app.add_option("--http", o.http, "HTTP listener, HOST:PORT (port 0 picks one)")->group(hub);
@@ -133,6 +148,15 @@ Options parse(int argc, char** argv) {
     if (o.budget < o.max_seq_len / o.block_size) {
         throw std::invalid_argument("--budget must hold at least one full sequence (max-seq-len / block-size blocks)");
     }
+    if (o.transport != "zmq" && o.transport != "nats") {
+        throw std::invalid_argument("unknown transport " + o.transport + " (expected zmq or nats)");
+    }
+    if (o.transport == "nats" && o.mode != "all") {
+        throw std::invalid_argument("--transport nats runs in mode all only");
+    }
+    if (!o.nats_url.empty() && o.transport != "nats") {
+        throw std::invalid_argument("--nats needs --transport nats");
+    }
     if (o.mode == "worker" && o.hub_url.empty()) {
         throw std::invalid_argument("worker mode needs --hub-url http://HOST:PORT");
     }
@@ -149,6 +173,18 @@ kvbm::InstanceId random_instance_id() {
     const std::uint64_t lo = (std::uint64_t{rd()} << 32) | rd();
     return kvbm::InstanceId::from_parts(hi, lo);
 }
+
+#ifdef KVBM_DEMO_HAVE_NATS
+/// The demo's NATS client settings: one local broker, quick reconnection (a broker restart
+/// in --faults is healed within ~100 ms of the broker being back).
+kvbm::NatsConnectionOptions nats_connection(const std::string& url, std::string name) {
+    kvbm::NatsConnectionOptions c;
+    c.servers = {url};
+    c.name = std::move(name);
+    c.reconnect_wait = std::chrono::milliseconds(100);
+    return c;
+}
+#endif
 
 std::vector<Hash> plhs(const std::vector<kvbm::Token>& tokens, std::size_t block_size) {
     const auto seq = kvbm::TokenBlockSequence::from_slice(tokens, block_size);
@@ -211,18 +247,33 @@ std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubHttp& h
     return diff;
 }
 
-/// Workers and router against the hub at `hub_url`. Returns the exit code.
-int run_workers(const Options& o, const std::string& hub_url, bool own_hub) {
+/// Workers and router against the hub at `hub_url`; with `nats_url`, the workers publish to
+/// that NATS broker instead of the hub's ZeroMQ endpoint. Returns the exit code.
+int run_workers(const Options& o, const std::string& hub_url, bool own_hub, const std::string& nats_url = {}) {
     HubHttp hub(hub_url);
     std::vector<std::unique_ptr<SimWorker>> workers;
     std::map<kvbm::InstanceId, std::size_t> by_id;
     for (std::size_t i = 0; i < o.workers; ++i) {
-        workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), hub_url, o.block_size, o.max_seq_len,
-                                                      WorkerConfig{o.budget}));
+        const auto id = random_instance_id();
+        if (nats_url.empty()) {
+            workers.push_back(
+                std::make_unique<SimWorker>(i, id, hub_url, o.block_size, o.max_seq_len, WorkerConfig{o.budget}));
+        } else {
+#ifdef KVBM_DEMO_HAVE_NATS
+            kvbm::NatsPublisherOptions po;
+            po.connection = nats_connection(nats_url, "kvbm-demo worker " + std::to_string(i));
+            auto nats = std::make_shared<kvbm::NatsPublisher>(po);
+            if (!nats->wait_connected(std::chrono::seconds(10))) {
+                throw std::runtime_error("worker: NATS broker " + nats_url + " did not answer");
+            }
+            workers.push_back(std::make_unique<SimWorker>(i, id, std::move(nats), WorkerConfig{o.budget}));
+#endif
+        }
         by_id[workers.back()->id()] = i;
     }
-    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s\n", o.workers,
-                o.budget, o.requests, o.block_size, hub_url.c_str());
+    std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s%s%s\n",
+                o.workers, o.budget, o.requests, o.block_size, hub_url.c_str(), nats_url.empty() ? "" : ", via NATS ",
+                nats_url.c_str());
     Workload workload({o.system_prompts, o.users, o.max_seq_len, o.seed});
     Totals totals;
     const auto t0 = std::chrono::steady_clock::now();
@@ -333,10 +384,10 @@ int run_workers(const Options& o, const std::string& hub_url, bool own_hub) {
                 static_cast<unsigned long long>(totals.unsettled));
     std::printf(
         "  stop     %s; hub holds %llu entries after it; %llu published batches not applied; "
-        "%llu publish errors, %llu dropped by ZeroMQ\n",
+        "%llu publish errors, %llu dropped by %s\n",
         stopped ? "graceful" : "TIMED OUT", static_cast<unsigned long long>(final_stats.entries),
         static_cast<unsigned long long>(lost), static_cast<unsigned long long>(publish_errors),
-        static_cast<unsigned long long>(dropped));
+        static_cast<unsigned long long>(dropped), nats_url.empty() ? "ZeroMQ" : "the NATS client");
     if (recoveries == 0) {
         std::printf("  lag      none: every publisher kept up with its channel\n");
     } else {
@@ -350,6 +401,7 @@ int run_workers(const Options& o, const std::string& hub_url, bool own_hub) {
         std::printf("  note     hub_entries_final counts the whole hub, other worker processes included\n");
     }
     const nlohmann::json result = {
+        {"transport", nats_url.empty() ? "zmq" : "nats"},
         {"workers", o.workers},
         {"requests", o.requests},
         {"events_created", created},
@@ -364,7 +416,7 @@ int run_workers(const Options& o, const std::string& hub_url, bool own_hub) {
         {"lost", lost},
         {"unsettled_checks", totals.unsettled},
         {"publish_errors", publish_errors},
-        {"zmq_dropped", dropped},
+        {"zmq_dropped", dropped},  // the transport's drops (the NATS client's with --transport nats)
         {"lag_events", lag},
         {"lag_recoveries", recoveries},
         {"hub_rejected", final_stats.rejected},
@@ -374,6 +426,28 @@ int run_workers(const Options& o, const std::string& hub_url, bool own_hub) {
     const bool ok = stopped && totals.mismatches == 0 && lost == 0 && totals.unsettled == 0 && publish_errors == 0 &&
                     dropped == 0 && final_stats.rejected == 0 && (!own_hub || final_stats.entries == 0);
     return ok ? 0 : 1;
+}
+
+/// --transport nats in mode all: the broker's URL, after starting a local nats-server when
+/// --nats was not given (`local` then owns it).
+std::string nats_broker(const Options& o, std::unique_ptr<LocalNatsServer>& local) {
+#ifndef KVBM_DEMO_HAVE_NATS
+    (void)local;
+    throw std::invalid_argument("--transport nats: this kvbm-demo was built without NATS (libnats-dev)");
+#else
+    if (!o.nats_url.empty()) {
+        return o.nats_url;
+    }
+    const auto binary = find_nats_server();
+    if (!binary) {
+        throw std::invalid_argument(
+            "--transport nats without --nats URL needs nats-server (Debian: nats-server; or set KVBM_NATS_SERVER), "
+            "and none was found on PATH, /usr/sbin or /usr/local/sbin");
+    }
+    local = std::make_unique<LocalNatsServer>(*binary);
+    std::printf("kvbm-demo: started %s at %s\n", binary->c_str(), local->url().c_str());
+    return local->url();
+#endif
 }
 
 kvbm_hub::HubOptions hub_options(const Options& o, const std::string& http, const std::string& bind) {
@@ -441,12 +515,43 @@ int main(int argc, char** argv) {
         if (o.mode == "worker") {
             return run_workers(o, o.hub_url, false);
         }
+        std::unique_ptr<LocalNatsServer> broker;  // --transport nats without --nats
+        const std::string nats_url = o.transport == "nats" ? nats_broker(o, broker) : std::string{};
         if (o.faults) {
-            return run_faults(FaultOptions{o.workers, o.requests, std::max<std::size_t>(1, o.fault_every), o.fault_span,
-                                           o.block_size, o.budget, o.max_seq_len, o.users, o.system_prompts, o.seed});
+            FaultOptions f;
+            f.workers = o.workers;
+            f.requests = o.requests;
+            f.fault_every = std::max<std::size_t>(1, o.fault_every);
+            f.fault_span = o.fault_span;
+            f.block_size = o.block_size;
+            f.budget = o.budget;
+            f.max_seq_len = o.max_seq_len;
+            f.users = o.users;
+            f.system_prompts = o.system_prompts;
+            f.seed = o.seed;
+#ifdef KVBM_DEMO_HAVE_NATS
+            if (!nats_url.empty()) {
+                f.nats = nats_connection(nats_url, "kvbm-demo");
+                if (broker) {  // broker restarts join the schedule
+                    f.restart_broker = [&broker](const std::function<void()>& while_down) {
+                        broker->stop();
+                        while_down();
+                        broker->restart();
+                    };
+                }
+            }
+#endif
+            return run_faults(f);
         }
-        kvbm_hub::HubServer hub(hub_options(o, "127.0.0.1:0", "tcp://127.0.0.1:0"));
-        return run_workers(o, hub.http_url(), true);
+        auto options = hub_options(o, "127.0.0.1:0", "tcp://127.0.0.1:0");
+#ifdef KVBM_DEMO_HAVE_NATS
+        if (!nats_url.empty()) {
+            options.nats.emplace();
+            options.nats->connection = nats_connection(nats_url, "kvbm-demo hub");
+        }
+#endif
+        kvbm_hub::HubServer hub(std::move(options));
+        return run_workers(o, hub.http_url(), true, nats_url);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';
         return 2;

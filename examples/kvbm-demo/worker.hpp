@@ -2,7 +2,8 @@
 // kvbm's pipeline exactly as an inference engine would be: BlockRegistry -> EventsManager
 // (Create on registration, Remove when the last handle goes) -> EventsPublisher (batches,
 // MessagePack) -> HubClient (registered with the hub, its lease kept alive, ZeroMQ to the
-// endpoint the hub advertises).
+// endpoint the hub advertises), or, with --transport nats, kvbm::NatsPublisher (a NATS
+// subject the hub subscribes to; a reconnection, or a hub's request, triggers a resync).
 #pragma once
 
 #include "hub_service.hpp"
@@ -12,6 +13,9 @@
 #include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
 #include <kvbm/zmq_publisher.hpp>
+#ifdef KVBM_DEMO_HAVE_NATS
+#include <kvbm/nats_publisher.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -53,9 +57,22 @@ public:
           m_transport(std::make_shared<kvbm::HubClient>(hub_url, client_options(id, block_size, max_seq_len))),
           m_manager(std::make_shared<kvbm::EventsManager<Hash>>()),
           m_registry(m_manager) {
-        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<kvbm::HubClient>, Hash>>(
-            *m_manager, m_registry, m_transport, id);
+        m_publisher = std::make_unique<kvbm::EventsPublisher<>>(*m_manager, m_registry, m_transport, id);
     }
+
+#ifdef KVBM_DEMO_HAVE_NATS
+    /// Publishes through NATS: `nats` is connected and its resync subscription registered
+    /// (wait_connected), so a hub's resync request reaches it.
+    SimWorker(std::size_t index, kvbm::InstanceId id, std::shared_ptr<kvbm::NatsPublisher> nats, WorkerConfig cfg)
+        : m_index(index),
+          m_id(id),
+          m_cfg(cfg),
+          m_nats(std::move(nats)),
+          m_manager(std::make_shared<kvbm::EventsManager<Hash>>()),
+          m_registry(m_manager) {
+        m_publisher = std::make_unique<kvbm::EventsPublisher<>>(*m_manager, m_registry, m_nats, id);
+    }
+#endif
 
     SimWorker(const SimWorker&) = delete;
     SimWorker& operator=(const SimWorker&) = delete;
@@ -73,7 +90,15 @@ public:
     [[nodiscard]] std::uint64_t creates() const noexcept { return m_creates; }
     [[nodiscard]] std::uint64_t removes() const noexcept { return m_removes; }
     [[nodiscard]] kvbm::EventsPublisherMetrics metrics() const { return m_publisher->metrics(); }
-    [[nodiscard]] std::uint64_t transport_dropped() const noexcept { return m_transport->publisher().dropped(); }
+    /// Batches the transport dropped (ZeroMQ: no peer or queue full; NATS: refused by the client).
+    [[nodiscard]] std::uint64_t transport_dropped() const noexcept {
+#ifdef KVBM_DEMO_HAVE_NATS
+        if (m_nats) {
+            return m_nats->dropped();
+        }
+#endif
+        return m_transport->publisher().dropped();
+    }
 
     /// Serves a request: counts the prompt's cached prefix, then makes every block of the
     /// sequence after the reply (`blocks`, prompt blocks first) resident, most recent, and
@@ -154,10 +179,13 @@ private:
         return o;
     }
 
-    std::shared_ptr<kvbm::HubClient> m_transport;
+    std::shared_ptr<kvbm::HubClient> m_transport;  // ZeroMQ (null with NATS)
+#ifdef KVBM_DEMO_HAVE_NATS
+    std::shared_ptr<kvbm::NatsPublisher> m_nats;  // NATS (null with ZeroMQ)
+#endif
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
-    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::HubClient>, Hash>> m_publisher;
+    std::unique_ptr<kvbm::EventsPublisher<>> m_publisher;
     std::list<Hash> m_lru;                    // most recent first
     std::unordered_map<Hash, Entry> m_cache;  // after m_lru: destroyed first
     std::uint64_t m_served = 0;

@@ -1,0 +1,176 @@
+// kvbm-demo --transport nats: a local nats-server for the demo when no --nats URL is given,
+// started on a free loopback port and stopped with the demo; --faults stops and restarts
+// it on the same port (a broker restart). Adapted from tests/nats_server.hpp.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace kvbm_demo {
+
+/// The nats-server binary: $KVBM_NATS_SERVER, else the first `nats-server` on $PATH,
+/// /usr/sbin or /usr/local/sbin; nullopt when there is none.
+inline std::optional<std::string> find_nats_server() {
+    if (const char* env = std::getenv("KVBM_NATS_SERVER"); env != nullptr && *env != '\0') {
+        return std::string(env);
+    }
+    std::vector<std::string> dirs;
+    if (const char* path = std::getenv("PATH"); path != nullptr) {
+        std::stringstream ss(path);
+        for (std::string d; std::getline(ss, d, ':');) {
+            dirs.push_back(d.empty() ? "." : d);
+        }
+    }
+    dirs.insert(dirs.end(), {"/usr/sbin", "/usr/local/sbin", "/usr/bin"});
+    for (const auto& d : dirs) {
+        const auto p = std::filesystem::path(d) / "nats-server";
+        if (::access(p.c_str(), X_OK) == 0) {
+            return p.string();
+        }
+    }
+    return std::nullopt;
+}
+
+/// A loopback TCP port nobody listens on right now.
+inline int free_loopback_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        throw std::runtime_error("socket() failed");
+    }
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::close(fd);
+        throw std::runtime_error("bind/getsockname failed");
+    }
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+/// A nats-server child process on 127.0.0.1 (core NATS, no JetStream), logging to a
+/// temporary directory. Not thread-safe: one owner thread.
+class LocalNatsServer {
+public:
+    explicit LocalNatsServer(std::string binary) : m_binary(std::move(binary)) {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "kvbm-demo-nats-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        m_dir = tmpl;
+        for (int attempt = 0; attempt < 5 && m_pid <= 0; ++attempt) {
+            m_port = free_loopback_port();
+            start_process();
+        }
+        if (m_pid <= 0) {
+            const std::string text = log();
+            std::error_code ec;
+            std::filesystem::remove_all(m_dir, ec);
+            throw std::runtime_error("nats-server (" + m_binary + ") did not start; log:\n" + text);
+        }
+    }
+    LocalNatsServer(const LocalNatsServer&) = delete;
+    LocalNatsServer& operator=(const LocalNatsServer&) = delete;
+    ~LocalNatsServer() {
+        stop();
+        std::error_code ec;
+        std::filesystem::remove_all(m_dir, ec);
+    }
+
+    [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(m_port); }
+
+    /// Stops gracefully (SIGTERM) and waits for the process.
+    void stop() {
+        if (m_pid <= 0) {
+            return;
+        }
+        ::kill(m_pid, SIGTERM);
+        int status = 0;
+        ::waitpid(m_pid, &status, 0);
+        m_pid = -1;
+    }
+
+    /// Starts again on the same port (the port may linger a moment after a stop).
+    void restart() {
+        stop();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!start_process()) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                throw std::runtime_error("nats-server did not restart on port " + std::to_string(m_port) + "; log:\n" +
+                                         log());
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+
+private:
+    [[nodiscard]] std::string log() const {
+        std::ifstream in(m_dir / "server.log");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+
+    // Starts the process and waits for "Server is ready" in its log; false if it exited.
+    bool start_process() {
+        const auto log_path = (m_dir / "server.log").string();
+        std::filesystem::remove(log_path);
+        std::vector<std::string> args{m_binary, "-a", "127.0.0.1", "-p", std::to_string(m_port), "-l", log_path};
+        std::vector<char*> argv;
+        argv.reserve(args.size() + 1);
+        for (auto& a : args) {
+            argv.push_back(a.data());
+        }
+        argv.push_back(nullptr);
+        pid_t pid = 0;
+        if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+            throw std::runtime_error("cannot run " + m_binary);
+        }
+        m_pid = pid;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (std::chrono::steady_clock::now() < deadline) {
+            int status = 0;
+            if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
+                m_pid = -1;
+                return false;  // e.g. the port was taken meanwhile
+            }
+            if (log().find("Server is ready") != std::string::npos) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::kill(m_pid, SIGKILL);
+        int status = 0;
+        ::waitpid(m_pid, &status, 0);
+        m_pid = -1;
+        throw std::runtime_error("nats-server not ready after 30 s; log:\n" + log());
+    }
+
+    std::string m_binary;
+    std::filesystem::path m_dir;
+    int m_port = 0;
+    pid_t m_pid = -1;
+};
+
+}  // namespace kvbm_demo
