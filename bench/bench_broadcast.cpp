@@ -6,12 +6,17 @@
 //   *_mt/rx=N  one sender thread, N receiver threads blocked in recv until closed; the
 //              sender holds back while the slowest receiver is more than 512 behind
 //              (lossless); deliveries per second and the fraction delivered.
+//   broadcast_st_multi/rx=N, broadcast_mt_multi/rx=N  the same shapes on the path the
+//              pipeline takes: other Sender copies are alive (the manager's, the release
+//              handles'), so every send is a multi-sender send; in *_mt_multi two threads
+//              send (half the events each, each holding back as above).
 #include "baseline_broadcast.hpp"
 #include "bench.hpp"
 
 #include <kvbm/broadcast.hpp>
 #include <kvbm/events.hpp>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -31,18 +36,25 @@ Event make_event(std::uint64_t i) { return Event::create(kvbm::PositionalLineage
 // made to reload everything after each value.
 inline void use(std::uint64_t v) { asm volatile("" : : "r"(v)); }
 
-struct KvbmFixture {
+template <bool MultiSender>
+struct KvbmFixtureOf {
     std::optional<kvbm::broadcast::Sender<Event>> tx;
+    std::optional<kvbm::broadcast::Sender<Event>> other;  // MultiSender: a second copy, alive
     std::vector<kvbm::broadcast::Receiver<Event>> rxs;
 
-    explicit KvbmFixture(std::size_t receivers) {
+    explicit KvbmFixtureOf(std::size_t receivers) {
         auto [sender, first] = kvbm::broadcast::channel<Event>(capacity);
         for (std::size_t i = 0; i < receivers; ++i) {
             rxs.push_back(sender.subscribe());
         }
+        if constexpr (MultiSender) {
+            other.emplace(sender);
+        }
         tx.emplace(std::move(sender));
     }  // `first` is dropped, as the reference drops its rx0
     void send(std::uint64_t i) { (void)tx->send(make_event(i)); }
+    // The second sending thread of *_mt_multi (MultiSender only).
+    void send_other(std::uint64_t i) { (void)other->send(make_event(i)); }
     // As the reference: `for rx in rxs.iter_mut() { while let Ok(_) = rx.try_recv() { .. } }`
     std::size_t drain_with_try_recv(std::size_t k) {
         auto& rx = rxs[k];
@@ -53,7 +65,10 @@ struct KvbmFixture {
         }
         return got;
     }
-    void close() { tx.reset(); }
+    void close() {
+        tx.reset();
+        other.reset();
+    }
     std::uint64_t receive_all(std::size_t k, std::atomic<std::uint64_t>& progress) {
         auto& rx = rxs[k];
         std::uint64_t got = 0;
@@ -68,6 +83,9 @@ struct KvbmFixture {
         }
     }
 };
+
+using KvbmFixture = KvbmFixtureOf<false>;
+using KvbmMultiFixture = KvbmFixtureOf<true>;
 
 struct BaselineFixture {
     kvbm_bench::MutexBroadcast<Event> chan{capacity};
@@ -124,7 +142,23 @@ struct alignas(64) Padded {
     std::atomic<std::uint64_t> got{0};
 };
 
-template <class Fixture>
+// Holds back while the slowest receiver is more than 512 behind `sent` (so nothing is lost).
+inline void hold_back(const std::vector<Padded>& progress, std::uint64_t sent) {
+    for (;;) {
+        std::uint64_t slowest = ~std::uint64_t{0};
+        for (const auto& p : progress) {
+            slowest = std::min(slowest, p.got.load(std::memory_order_relaxed));
+        }
+        if (slowest + 512 >= sent) {
+            return;
+        }
+        std::this_thread::yield();
+    }
+}
+
+// TwoSenders: this thread and a second one each send half the events (interleaved in
+// whatever order they race to), each counting all values sent so far when holding back.
+template <class Fixture, bool TwoSenders = false>
 std::pair<double, double> multi_thread(std::size_t receivers, std::uint64_t events) {
     Fixture f(receivers);
     std::vector<Padded> progress(receivers);
@@ -134,20 +168,30 @@ std::pair<double, double> multi_thread(std::size_t receivers, std::uint64_t even
         threads.emplace_back([&, k] { delivered[k] = f.receive_all(k, progress[k].got); });
     }
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::uint64_t i = 0; i < events; ++i) {
-        if (i % 64 == 0) {
-            for (;;) {
-                std::uint64_t slowest = ~std::uint64_t{0};
-                for (const auto& p : progress) {
-                    slowest = std::min(slowest, p.got.load(std::memory_order_relaxed));
+    if constexpr (TwoSenders) {
+        // Each thread publishes its count (every 32 sends, on its own line) and holds back
+        // on the total of both: the ring never laps (512 + 2 x 64 in flight < capacity).
+        std::array<Padded, 2> sent;
+        auto sender_loop = [&](int me, std::uint64_t first, std::uint64_t last, auto&& send) {
+            for (std::uint64_t i = first; i < last; ++i) {
+                if ((i - first) % 32 == 0) {
+                    sent[static_cast<std::size_t>(me)].got.store(i - first, std::memory_order_relaxed);
+                    hold_back(progress, sent[0].got.load(std::memory_order_relaxed) +
+                                            sent[1].got.load(std::memory_order_relaxed));
                 }
-                if (slowest + 512 >= i) {
-                    break;
-                }
-                std::this_thread::yield();
+                send(i);
             }
+        };
+        std::thread second([&] { sender_loop(1, 0, events / 2, [&](std::uint64_t i) { f.send_other(i); }); });
+        sender_loop(0, events / 2, events, [&](std::uint64_t i) { f.send(i); });
+        second.join();
+    } else {
+        for (std::uint64_t i = 0; i < events; ++i) {
+            if (i % 64 == 0) {
+                hold_back(progress, i);
+            }
+            f.send(i);
         }
-        f.send(i);
     }
     f.close();
     std::uint64_t total = 0;
@@ -160,22 +204,23 @@ std::pair<double, double> multi_thread(std::size_t receivers, std::uint64_t even
             static_cast<double>(total) / (static_cast<double>(events) * static_cast<double>(receivers))};
 }
 
-template <class Fixture>
+template <class Fixture, bool TwoSenders = false>
 void run_group(const kvbm_bench::settings& s, const std::string& prefix) {
     for (const std::size_t rx : {1U, 4U, 16U}) {
         const double v = kvbm_bench::best_of(s.runs, [&] { return single_thread<Fixture>(rx, s.quick ? 200 : 1000); });
-        kvbm_bench::report(prefix + "_st/rx=" + std::to_string(rx), v, "ns_per_delivery", 2);
+        kvbm_bench::report(prefix + (TwoSenders ? "_st_multi/rx=" : "_st/rx=") + std::to_string(rx), v,
+                           "ns_per_delivery", 2);
     }
     for (const std::size_t rx : {1U, 2U, 4U}) {
         const std::uint64_t events = s.quick ? 200'000 : 1'000'000;
         std::pair<double, double> best{0.0, 0.0};
         for (int i = 0; i < std::min(s.runs, 3); ++i) {
-            const auto r = multi_thread<Fixture>(rx, events);
+            const auto r = multi_thread<Fixture, TwoSenders>(rx, events);
             if (r.first > best.first) {
                 best = r;
             }
         }
-        const std::string name = prefix + "_mt/rx=" + std::to_string(rx);
+        const std::string name = prefix + (TwoSenders ? "_mt_multi/rx=" : "_mt/rx=") + std::to_string(rx);
         kvbm_bench::report(name, best.first, "deliveries_per_s", 0);
         kvbm_bench::report(name + "/delivered", best.second, "fraction", 4);
     }
@@ -183,5 +228,8 @@ void run_group(const kvbm_bench::settings& s, const std::string& prefix) {
 
 }  // namespace
 
-KVBM_BENCH("broadcast") { run_group<KvbmFixture>(s, "broadcast"); }
+KVBM_BENCH("broadcast") {
+    run_group<KvbmFixture>(s, "broadcast");
+    run_group<KvbmMultiFixture, true>(s, "broadcast");
+}
 KVBM_BENCH("baseline") { run_group<BaselineFixture>(s, "baseline"); }

@@ -3,8 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 using kvbm::Uint128;
 using namespace kvbm::literals;
@@ -32,6 +34,66 @@ TEST_CASE("decimal text round-trips at the edges", "[uint128]") {
     // 10^38 has 19 zeros inside one chunk: the chunks must be zero padded.
     CHECK((100000000000000000000000000000000000000_u128).to_string() == "100000000000000000000000000000000000000");
     CHECK((100000000000000000010000000000000000001_u128).to_string() == "100000000000000000010000000000000000001");
+}
+
+namespace {
+/// Decimal digits one at a time by Uint128::divmod: a reference independent of the digit
+/// writer and reader that to_chars, from_chars and kvbm::json share.
+std::string slow_decimal(Uint128 v) {
+    std::string s;
+    do {
+        std::uint64_t digit = 0;
+        v = v.divmod(10, digit);
+        s.insert(s.begin(), static_cast<char>('0' + digit));
+    } while (v);
+    return s;
+}
+}  // namespace
+
+TEST_CASE("decimal text of every digit count, chunk boundary and random value", "[uint128]") {
+    std::vector<Uint128> values{Uint128::max(), Uint128::max() - Uint128{1U}};
+    Uint128 power{1U};
+    for (int k = 0; k <= 38; ++k, (void)power.checked_mul_add(10, 0, power)) {  // 10^k - 1, 10^k, 10^k + 1
+        values.insert(values.end(), {power - Uint128{1U}, power, power + Uint128{1U}});
+    }
+    for (unsigned k = 0; k < 128; ++k) {  // 2^k - 1, 2^k, 2^k + 1
+        const Uint128 p = Uint128{1U} << k;
+        values.insert(values.end(), {p - Uint128{1U}, p, p + Uint128{1U}});
+    }
+    std::mt19937_64 rng(128);
+    for (int i = 0; i < 20000; ++i) {
+        const unsigned bits = static_cast<unsigned>(rng() % 129);  // every magnitude
+        values.push_back((Uint128::from_parts(rng(), rng())) >> (128 - bits));
+    }
+    for (const Uint128& v : values) {
+        const std::string want = slow_decimal(v);
+        CAPTURE(want);
+        char buf[39];
+        const auto w = kvbm::to_chars(buf, buf + sizeof(buf), v);
+        REQUIRE(w.ec == std::errc{});
+        REQUIRE(std::string(buf, w.ptr) == want);
+        CHECK(kvbm::to_chars(buf, buf + want.size() - 1, v).ec == std::errc::value_too_large);
+        Uint128 back;
+        const std::string zeros = "000" + want;  // from_chars, unlike JSON, allows leading zeros
+        const auto r = kvbm::from_chars(zeros.data(), zeros.data() + zeros.size(), back);
+        REQUIRE(r.ec == std::errc{});
+        CHECK(r.ptr == zeros.data() + zeros.size());
+        CHECK(back == v);
+    }
+    // One past the largest value, and 40 significant digits, are out of range; zeros alone are 0.
+    for (const std::string text :
+         {"340282366920938463463374607431768211456", "1000000000000000000000000000000000000000",
+          "999999999999999999999999999999999999999"}) {
+        Uint128 v{7U};
+        const auto r = kvbm::from_chars(text.data(), text.data() + text.size(), v);
+        CHECK(r.ec == std::errc::result_out_of_range);
+        CHECK(r.ptr == text.data() + text.size());
+        CHECK(v == Uint128{7U});
+    }
+    const std::string zeros(60, '0');
+    Uint128 z{7U};
+    CHECK(kvbm::from_chars(zeros.data(), zeros.data() + zeros.size(), z).ec == std::errc{});
+    CHECK(z == Uint128{});
 }
 
 TEST_CASE("hex text round-trips", "[uint128]") {

@@ -74,15 +74,22 @@ TEST_CASE("a full send queue drops, counts and reports", "[zmq]") {
     CHECK(pub.published() + pub.dropped() == static_cast<std::uint64_t>(attempts));
 
     SECTION("with a send timeout, publish waits that long before dropping") {
-        opts.send_timeout = 20ms;
+        opts.send_timeout = 200ms;
         ZmqPublisher patient(stalled.get(zmq::sockopt::last_endpoint), opts);
         // Its own connection has its own queue: fill it, then one more fails after waiting.
         REQUIRE(connect_stalled(patient, stalled));
         int sent = 0;
-        while (patient.publish("s", big) && sent < 10000) {
-            ++sent;
+        auto t0 = std::chrono::steady_clock::now();
+        bool ok = true;
+        while (ok && sent < 10000) {
+            t0 = std::chrono::steady_clock::now();
+            ok = patient.publish("s", big).ok();
+            sent += ok ? 1 : 0;
         }
+        const auto waited = std::chrono::steady_clock::now() - t0;  // of the failing publish
         CHECK(patient.dropped_queue_full() == 1);
+        CHECK(waited >= 150ms);  // it waited (ZeroMQ's timer may round down a little)
+        CHECK(waited < 20s);     // and gave up (a loaded machine's slack above 200 ms)
     }
 }
 

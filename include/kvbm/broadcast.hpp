@@ -37,6 +37,11 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/broadcast_fence.hpp>
+#include <kvbm/detail/broadcast_lock_word.hpp>
+#include <kvbm/detail/broadcast_slot.hpp>
+#include <kvbm/detail/schedule_point.hpp>
+#include <kvbm/metrics.hpp>
 
 #include <algorithm>
 #include <array>
@@ -54,33 +59,14 @@
 #include <optional>
 #include <ostream>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <version>
 
-#if defined(__linux__)
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define KVBM_BROADCAST_NOINLINE [[gnu::noinline]]
-// The sole-sender send is a handful of instructions; inlined, the compiler builds the value
-// in registers instead of passing it through memory (where reading back a 24-byte value
-// just stored field by field stalls on store forwarding).
-#define KVBM_BROADCAST_INLINE [[gnu::always_inline]] inline
-#else
-#define KVBM_BROADCAST_NOINLINE
-#define KVBM_BROADCAST_INLINE inline
-#endif
-
-// See detail::broadcast_words_of.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
-#if __has_builtin(__builtin_clear_padding)
-#define KVBM_BROADCAST_CLEAR_PADDING 1
-#endif
+#if defined(__cpp_lib_jthread)
+#include <stop_token>
 #endif
 
 KVBM_NAMESPACE_BEGIN
@@ -191,14 +177,15 @@ public:
         }
         return *this;
     }
+    /// If T's move throws, this result is left empty (it never claims a value it lacks).
     RecvResultStorage& operator=(RecvResultStorage&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
         if (this != &other) {
-            destroy();
+            destroy();  // now `empty`: holds nothing
             m_lagged = other.m_lagged;
-            m_status = other.m_status;
-            if (m_status == broadcast::RecvStatus::ok) {
+            if (other.m_status == broadcast::RecvStatus::ok) {
                 ::new (static_cast<void*>(m_bytes)) T(std::move(*other.ptr()));
             }
+            m_status = other.m_status;  // only once the value (if any) is really here
         }
         return *this;
     }
@@ -221,8 +208,8 @@ protected:
 private:
     void destroy() noexcept {
         if (m_status == broadcast::RecvStatus::ok) {
-            ptr()->~T();
             m_status = broadcast::RecvStatus::empty;
+            ptr()->~T();
         }
     }
 };
@@ -332,317 +319,6 @@ struct [[nodiscard]] DrainResult {
 
 namespace detail {
 
-inline constexpr std::size_t broadcast_cache_line = 64;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-    asm volatile("yield" ::: "memory");
-#else
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-}
-
-// A slot's version word holds the position it was last written for, shifted left by one;
-// the low bit is set while a sender is writing it. Receivers compare the version with their
-// own position (`next << 1`): equal means "your value", below or "being written for you"
-// means "not sent yet", anything above means "overwritten: you lagged". Positions are 64-bit
-// and wrap; differences are taken modulo 2^64 and read as signed, which is exact as long as
-// no receiver is 2^62 values behind (centuries at any realistic rate).
-[[nodiscard]] constexpr std::uint64_t broadcast_published(std::uint64_t pos) noexcept { return pos << 1; }
-[[nodiscard]] constexpr std::uint64_t broadcast_writing(std::uint64_t pos) noexcept { return (pos << 1) | 1U; }
-[[nodiscard]] constexpr std::int64_t broadcast_distance(std::uint64_t version, std::uint64_t next) noexcept {
-    return static_cast<std::int64_t>(version - broadcast_published(next));
-}
-
-/// The expensive half of an asymmetric fence (as in folly and liburcu): makes every running
-/// thread of the process pass a full barrier, so the cheap half can be a compiler barrier.
-/// Linux membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED); elsewhere unavailable, and both halves
-/// are seq_cst fences.
-inline bool broadcast_heavy_barrier_available() noexcept {
-#if defined(__linux__) && defined(SYS_membarrier)
-    static const bool registered = ::syscall(SYS_membarrier, 1 << 4 /* REGISTER_PRIVATE_EXPEDITED */, 0, 0) == 0;
-    return registered;
-#else
-    return false;
-#endif
-}
-
-inline void broadcast_heavy_barrier() noexcept {
-#if defined(__linux__) && defined(SYS_membarrier)
-    ::syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0);
-#else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
-
-/// A receiver's position and its links in the channel's list of receivers (guarded by the
-/// channel lock; a moved receiver re-links). `next` is written only by its receiver and read
-/// by Sender::len().
-struct BroadcastCursor {
-    std::atomic<std::uint64_t> next{0};
-    BroadcastCursor* prev = nullptr;
-    BroadcastCursor* after = nullptr;
-
-    /// With the lock held: puts this cursor in the list at the head.
-    void link(BroadcastCursor*& head) noexcept {
-        prev = nullptr;
-        after = head;
-        if (head != nullptr) {
-            head->prev = this;
-        }
-        head = this;
-    }
-    /// With the lock held: takes this cursor out of the list.
-    void unlink(BroadcastCursor*& head) noexcept {
-        (prev != nullptr ? prev->after : head) = after;
-        if (after != nullptr) {
-            after->prev = prev;
-        }
-        prev = after = nullptr;
-    }
-    /// With the lock held: this cursor takes `old`'s place in the list (and its position).
-    void replace(BroadcastCursor& old, BroadcastCursor*& head) noexcept {
-        next.store(old.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
-        prev = std::exchange(old.prev, nullptr);
-        after = std::exchange(old.after, nullptr);
-        (prev != nullptr ? prev->after : head) = this;
-        if (after != nullptr) {
-            after->prev = this;
-        }
-    }
-};
-
-/// The part of a channel that does not depend on T: the lock word, positions, counts and
-/// parking. Members are grouped by who writes them so the hot lines are not shared.
-class BroadcastCore {
-public:
-    static constexpr std::uint32_t locked = 1;     // a sender (or subscribe/drop) holds the lock
-    static constexpr std::uint32_t parked = 2;     // a receiver may be asleep: wake on unlock
-    static constexpr std::uint32_t epoch_one = 4;  // bumped on every wake, so sleepers see a change
-
-    BroadcastCore(std::uint64_t capacity, std::uint64_t first_position) noexcept
-        : m_capacity(capacity), m_mask(capacity - 1), m_tail(first_position) {}
-
-    BroadcastCore(const BroadcastCore&) = delete;
-    BroadcastCore& operator=(const BroadcastCore&) = delete;
-
-    /// Takes the lock; returns the word as locked, to be handed to unlock().
-    [[nodiscard]] std::uint32_t lock() noexcept {
-        std::uint32_t w = m_word.load(std::memory_order_relaxed);
-        while ((w & locked) == 0) {
-            if (m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-                return w | locked;
-            }
-        }
-        return lock_contended();
-    }
-
-    /// Releases the lock with a plain store. While it is held nobody else may change the word
-    /// (receivers only set `parked` on an unlocked word), so `held` tells whether to wake.
-    void unlock(std::uint32_t held) noexcept {
-        if (KVBM_LIKELY((held & parked) == 0)) {
-            m_word.store(held & ~locked, std::memory_order_release);
-            return;
-        }
-        m_word.store((held & ~(locked | parked)) + epoch_one, std::memory_order_release);
-        wake_all();
-    }
-
-    /// After a send made without the lock: wake sleepers if any receiver marked the word.
-    /// Their mark (a CAS) and our version store form a store-load pair: either we see the
-    /// mark or they see the value. The pairing costs us only a compiler barrier when the
-    /// receivers' side runs a process-wide barrier before sleeping (membarrier on Linux).
-    void wake_after_unlocked_send() noexcept {
-        if (KVBM_LIKELY(m_asymmetric)) {
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-        } else {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-        }
-        if (KVBM_UNLIKELY((m_word.load(std::memory_order_relaxed) & parked) != 0)) {
-            wake_parked();
-        }
-    }
-
-    /// Unlocking a word marked parked bumps the epoch and wakes the sleepers.
-    KVBM_BROADCAST_NOINLINE void wake_parked() noexcept { unlock(lock()); }
-
-    /// A receiver that marked the word parked calls this before its last look: the other
-    /// half of the pairing in wake_after_unlocked_send().
-    void barrier_before_sleep() const noexcept {
-        if (m_asymmetric) {
-            broadcast_heavy_barrier();
-        } else {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-        }
-    }
-
-    /// Wakes every parked receiver. Taking the park mutex after the word changed closes the
-    /// window between a sleeper's check of the word and its wait.
-    void wake_all() noexcept {
-        { std::lock_guard<std::mutex> guard(m_park_mutex); }
-        m_park_cv.notify_all();
-    }
-
-    /// Sleeps until the word differs from `seen` (a word this thread marked parked).
-    void park(std::uint32_t seen) {
-        std::unique_lock<std::mutex> guard(m_park_mutex);
-        m_park_cv.wait(guard, [&] { return m_word.load(std::memory_order_acquire) != seen; });
-    }
-    /// As park(); returns false if `deadline` passed first.
-    template <class Clock, class Duration>
-    [[nodiscard]] bool park_until(std::uint32_t seen, const std::chrono::time_point<Clock, Duration>& deadline) {
-        std::unique_lock<std::mutex> guard(m_park_mutex);
-        return m_park_cv.wait_until(guard, deadline, [&] { return m_word.load(std::memory_order_acquire) != seen; });
-    }
-    /// As park(); returns false if a stop was requested first.
-    [[nodiscard]] bool park(std::uint32_t seen, const std::stop_token& stop) {
-        std::stop_callback on_stop(stop, [this] { wake_all(); });
-        std::unique_lock<std::mutex> guard(m_park_mutex);
-        while (m_word.load(std::memory_order_acquire) == seen) {
-            if (stop.stop_requested()) {
-                return false;
-            }
-            m_park_cv.wait(guard);
-        }
-        return true;
-    }
-
-    // Read-mostly line: what receivers need on every read.
-    alignas(broadcast_cache_line) const std::uint64_t m_capacity;
-    const std::uint64_t m_mask;
-    const bool m_asymmetric = broadcast_heavy_barrier_available();
-    std::atomic<bool> m_closed{false};  // set once, under the lock, by the last sender
-
-    // Sender line: written on every send.
-    alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;       // next position to write; stored under the lock
-    std::atomic<std::size_t> m_rx_count{0};  // changed under the lock
-    BroadcastCursor* m_cursors = nullptr;    // guarded by the lock
-
-    // Handle counts. m_refs counts receivers plus one for all senders together.
-    alignas(broadcast_cache_line) std::atomic<std::size_t> m_tx_count{1};
-    std::atomic<std::size_t> m_refs{1};
-
-    // Cold: contention and sleeping.
-    std::mutex m_contended;  // lockers that found the word locked queue here: at most one spins
-    std::mutex m_park_mutex;
-    std::condition_variable m_park_cv;
-
-private:
-    std::uint32_t lock_contended() noexcept {
-        std::lock_guard<std::mutex> queue(m_contended);
-        for (unsigned spins = 0;; ++spins) {
-            std::uint32_t w = m_word.load(std::memory_order_relaxed);
-            if ((w & locked) == 0 &&
-                m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-                return w | locked;
-            }
-            // The holder runs a few dozen instructions; it only takes long when preempted,
-            // and then yielding lets it finish.
-            if (spins < 64) {
-                cpu_relax();
-            } else {
-                std::this_thread::yield();
-            }
-        }
-    }
-};
-
-/// RAII for BroadcastCore's lock.
-class BroadcastLock {
-public:
-    explicit BroadcastLock(BroadcastCore& core) noexcept : m_core(core), m_held(core.lock()) {}
-    ~BroadcastLock() { m_core.unlock(m_held); }
-    BroadcastLock(const BroadcastLock&) = delete;
-    BroadcastLock& operator=(const BroadcastLock&) = delete;
-
-private:
-    BroadcastCore& m_core;
-    std::uint32_t m_held;
-};
-
-/// Trivially copyable values are read without any lock: the slot is a seqlock.
-template <class T>
-inline constexpr bool broadcast_seqlock = std::is_trivially_copyable_v<T>;
-
-template <class T>
-inline constexpr std::size_t broadcast_words = (sizeof(T) + 7) / 8;
-
-// Two 32-byte slots per line rather than 40-byte slots straddling lines.
-template <class T>
-inline constexpr std::size_t broadcast_slot_align = std::min<std::size_t>(broadcast_cache_line,
-                                                                          std::bit_ceil(8 * (1 + broadcast_words<T>)));
-
-/// A trivially copyable value as 64-bit words (the padding bytes' values do not matter).
-///
-/// Why this is not one memcpy: a value usually arrives freshly built field by field (e.g. a
-/// KvCacheEvent: a 1-byte kind, 7 bytes of padding, a 16-byte hash). A word load spanning
-/// the kind's 1-byte store and the never-written padding cannot be forwarded from the store
-/// buffer and stalls until the store retires (measured: 3x the cost of a whole send).
-/// Clang sees through a word-wise memcpy and builds the words in registers. GCC (12) does
-/// not, but does once the padding is defined: copy into zeroed storage and clear the copy's
-/// padding, then it folds the words.
-template <class T>
-[[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> broadcast_words_of(const T& value) noexcept {
-    std::array<std::uint64_t, broadcast_words<T>> raw{};
-#if defined(KVBM_BROADCAST_CLEAR_PADDING)
-    alignas(T) std::array<std::uint64_t, broadcast_words<T>> staging{};
-    __builtin_clear_padding(::new (static_cast<void*>(staging.data())) T(value));
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        raw[i] = staging[i];
-    }
-#else
-    const auto* bytes = reinterpret_cast<const unsigned char*>(std::addressof(value));
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        std::memcpy(&raw[i], bytes + 8 * i, std::min<std::size_t>(8, sizeof(T) - 8 * i));
-    }
-#endif
-    return raw;
-}
-
-template <class T, bool Seqlock = broadcast_seqlock<T>>
-struct BroadcastSlot;
-
-template <class T>
-struct alignas(broadcast_slot_align<T>) BroadcastSlot<T, true> {
-    std::atomic<std::uint64_t> version;
-    // The value as 64-bit words, stored and loaded with relaxed atomics: a reader racing a
-    // writer reads torn words (and then discards them), which is not a data race.
-    std::array<std::atomic<std::uint64_t>, broadcast_words<T>> words;
-
-    /// Called by the one sender allowed to write (lock holder or sole sender).
-    void write(std::uint64_t pos, const std::array<std::uint64_t, broadcast_words<T>>& raw) noexcept {
-        // Release: a receiver that sees "being written for pos" also sees tail >= pos.
-        version.store(broadcast_writing(pos), std::memory_order_release);
-        // Orders the mark before the word stores: a reader that loads any new word and then
-        // fences (acquire) sees the mark when it re-reads the version.
-        std::atomic_thread_fence(std::memory_order_release);
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            words[i].store(raw[i], std::memory_order_relaxed);
-        }
-        version.store(broadcast_published(pos), std::memory_order_release);
-    }
-
-    /// The value's words; may be torn: the caller validates with the version afterwards.
-    [[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> read() const noexcept {
-        std::array<std::uint64_t, broadcast_words<T>> raw;
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            raw[i] = words[i].load(std::memory_order_relaxed);
-        }
-        return raw;
-    }
-};
-
-template <class T>
-struct BroadcastSlot<T, false> {
-    std::atomic<std::uint64_t> version;  // changed under `mutex`; read without it only as a hint
-    std::mutex mutex;
-    std::uint64_t rem = 0;  // receivers that still have to read `value`
-    std::optional<T> value;
-};
-
 /// A channel: the core and its ring of slots.
 template <class T>
 class BroadcastChannel : public BroadcastCore {
@@ -708,6 +384,7 @@ public:
             // Read the value before anything else: the caller has just stored it, and a locked
             // instruction in between would make these loads wait for those stores.
             const auto raw = detail::broadcast_words_of(value);
+            KVBM_SCHEDULE_POINT();
             if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
                 // The sole sender. Sender copies are only made from a Sender, and this one is
                 // ours alone (send is non-const), so no other thread writes slots or the tail
@@ -723,30 +400,70 @@ public:
                 c.wake_after_unlocked_send();
                 return SendResult<T>(receivers);
             }
-            return send_locked(raw);
+            // Several senders: this thread may hold the writer lease (see BroadcastCore).
+            detail::BroadcastWriter* me = detail::broadcast_this_writer;
+            if (KVBM_LIKELY(me != nullptr) && c.leased_to(me) && c.enter_lease(me)) {
+                const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
+                if (KVBM_UNLIKELY(receivers == 0)) {
+                    detail::BroadcastCore::leave_lease(me);
+                    return refused(raw);
+                }
+                const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
+                c.m_slots[pos & c.m_mask].write(pos, raw);
+                c.m_tail.store(pos + 1, std::memory_order_release);
+                detail::BroadcastCore::leave_lease(me);
+                c.wake_after_unlocked_send();
+                return SendResult<T>(receivers);
+            }
+            // The lock: out of line (the send above stays small), with the words passed in
+            // registers: passing `raw` by address would make it live in memory on every send.
+            if constexpr (detail::broadcast_words<T> <= 4) {
+                return send_locked_words(raw[0], word_or_zero<1>(raw), word_or_zero<2>(raw), word_or_zero<3>(raw));
+            } else {
+                return send_locked(raw);
+            }
         } else {
             // Values with a remaining-reader count always take the lock: the count must agree
             // with the receivers that subscribe or leave meanwhile.
-            const std::uint32_t held = c.lock();
+            std::optional<T> overwritten;  // destroyed on return, after both locks are released
+            detail::BroadcastLock lock(c);
             const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
             if (KVBM_UNLIKELY(receivers == 0)) {
-                c.unlock(held);
+                lock.unlock();
                 return SendResult<T>(std::in_place, std::move(value));
             }
             const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
             auto& slot = c.m_slots[pos & c.m_mask];
-            std::optional<T> overwritten;  // destroyed on return, after both locks are released
             {
                 std::lock_guard<std::mutex> guard(slot.mutex);
-                if (slot.value) {
-                    overwritten.emplace(std::move(*slot.value));
+                auto fill = [&] {
+                    if (slot.value) {
+                        overwritten.emplace(std::move(*slot.value));
+                        slot.value.reset();
+                    }
+                    slot.value.emplace(std::move(value));
+                };
+                if constexpr (std::is_nothrow_move_constructible_v<T>) {
+                    fill();
+                } else {
+                    try {
+                        fill();
+                    } catch (...) {
+                        // T's move threw. The old value is gone or half-moved and the new one
+                        // is not there: retire the slot as "being written for pos". Readers
+                        // of the old value see it overwritten (lagged), readers at pos see
+                        // "not sent yet"; the tail stays, so the next send fills this slot.
+                        // No slot claims a value it does not hold; guards release both locks.
+                        slot.rem = 0;
+                        slot.version.store(detail::broadcast_writing(pos), std::memory_order_release);
+                        throw;
+                    }
                 }
-                slot.value.emplace(std::move(value));
                 slot.rem = receivers;
                 slot.version.store(detail::broadcast_published(pos), std::memory_order_release);
             }
             c.m_tail.store(pos + 1, std::memory_order_release);
-            c.unlock(held);
+            lock.unlock();
             return SendResult<T>(receivers);
         }
     }
@@ -775,6 +492,13 @@ public:
     [[nodiscard]] bool is_empty() const noexcept { return len() == 0; }
     [[nodiscard]] std::size_t capacity() const noexcept { return static_cast<std::size_t>(m_chan->m_capacity); }
 
+    /// The channel's counters (parks, wakes, heavy barriers, ...) in the one metrics shape:
+    /// `visit(const kvbm::Metric&)` once per series. Any thread.
+    template <class Visitor>
+    void for_each_metric(Visitor&& visit) const {
+        m_chan->for_each_metric(visit);
+    }
+
 private:
     friend struct detail::BroadcastAccess;
 
@@ -784,17 +508,44 @@ private:
     // value never has to exist in memory (see broadcast_words_of).
     using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
 
+    template <std::size_t I>
+    [[nodiscard]] static constexpr std::uint64_t word_or_zero(const Words& raw) noexcept {
+        if constexpr (I < std::tuple_size_v<Words>) {
+            return raw[I];
+        } else {
+            return 0;
+        }
+    }
+
+    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked_words(std::uint64_t w0, std::uint64_t w1, std::uint64_t w2,
+                                                            std::uint64_t w3) noexcept {
+        const std::array<std::uint64_t, 4> all{w0, w1, w2, w3};
+        Words raw;
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            raw[i] = all[i];
+        }
+        return send_locked(raw);
+    }
+
     KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
         Channel& c = *m_chan;
+        detail::BroadcastWriter* me = detail::broadcast_this_writer;
+        if (KVBM_UNLIKELY(me == nullptr)) {
+            me = detail::broadcast_make_this_writer();
+        }
         const std::uint32_t held = c.lock();
         const std::size_t receivers = c.m_rx_count.load(std::memory_order_relaxed);
         if (KVBM_UNLIKELY(receivers == 0)) {
             c.unlock(held);
             return refused(raw);
         }
+        c.revoke_lease(me);  // now no other thread writes while we hold the lock
         const std::uint64_t pos = c.m_tail.load(std::memory_order_relaxed);
         c.m_slots[pos & c.m_mask].write(pos, raw);
         c.m_tail.store(pos + 1, std::memory_order_release);
+        if (KVBM_LIKELY(me != nullptr)) {
+            c.note_locked_send(me);
+        }
         c.unlock(held);
         return SendResult<T>(receivers);
     }
@@ -811,6 +562,7 @@ private:
         if (c == nullptr) {
             return;
         }
+        KVBM_SCHEDULE_POINT();
         if (c->m_tx_count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             const std::uint32_t held = c->lock();
             c->m_closed.store(true, std::memory_order_release);
@@ -880,8 +632,10 @@ public:
                             [&] { return Clock::now() >= deadline; }, RecvStatus::timeout);
     }
 
+#if defined(__cpp_lib_jthread)
     /// As recv(), but returns `stopped` when a stop is requested on `stop` while waiting
-    /// (a value that is already there is still returned).
+    /// (a value that is already there is still returned). Only where the standard library
+    /// has std::stop_token (`__cpp_lib_jthread`; libc++ 14 has not).
     RecvResult<T> recv(std::stop_token stop) {
         if (!stop.stop_possible()) {
             return recv();
@@ -889,6 +643,7 @@ public:
         return recv_waiting([&](std::uint32_t seen) { return m_chan->park(seen, stop); },
                             [&] { return stop.stop_requested(); }, RecvStatus::stopped);
     }
+#endif
 
     /// Appends every ready value (at most `max`) to `out` with push_back, without waiting.
     /// Returns how many, and why it stopped: ok (reached `max`), empty, closed, or lagged.
@@ -984,6 +739,7 @@ private:
             const std::uint64_t next = position();
             Slot& slot = m_slots[next & m_mask];
             std::uint64_t version = 0;
+            KVBM_SCHEDULE_POINT();
             if constexpr (detail::broadcast_seqlock<T>) {
                 version = slot.version.load(std::memory_order_acquire);
                 if (version == detail::broadcast_published(next)) {
@@ -1022,6 +778,7 @@ private:
                 }
                 return RecvResult<T>(RecvStatus::closed, 0);
             }
+            KVBM_SCHEDULE_POINT();
             // Overwritten: resume at the oldest value still retained. The version we saw was
             // stored after the tail reached its position, so `tail` is at least that far.
             const std::uint64_t tail = c.m_tail.load(std::memory_order_acquire);
@@ -1066,7 +823,9 @@ private:
                 }
                 w |= detail::BroadcastCore::parked;
             }
-            c.barrier_before_sleep();
+            KVBM_SCHEDULE_POINT();
+            c.barrier_before_sleep(w);
+            KVBM_SCHEDULE_POINT();
             r = try_recv();
             if (!r.is_empty()) {
                 return r;
@@ -1123,7 +882,11 @@ private:
                 std::lock_guard<std::mutex> guard(slot.mutex);
                 if (slot.version.load(std::memory_order_relaxed) == detail::broadcast_published(pos) &&
                     --slot.rem == 0) {
-                    slot.value.swap(unread);
+                    try {
+                        unread.emplace(std::move(*slot.value));
+                    } catch (...) {  // T's move threw: destroy it here (noexcept context)
+                    }
+                    slot.value.reset();
                 }
                 // `unread` (declared before `guard`) is destroyed after the unlock.
             }

@@ -8,6 +8,7 @@
 #include <kvbm/detail/shared_mutex.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
+#include <kvbm/metrics.hpp>
 #include <kvbm/uint128.hpp>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -392,6 +394,45 @@ public:
         return s;
     }
 
+    /// The metrics (see <kvbm/metrics.hpp>), from one stats() snapshot: gauges
+    /// `kvbm_hub_index_entries`, `kvbm_hub_index_holdings`, `kvbm_hub_index_instances`,
+    /// `kvbm_hub_index_positions`; counters `kvbm_hub_index_batches_total`,
+    /// `kvbm_hub_index_events_total{kind,result}` (create added/duplicate/beyond_capacity,
+    /// remove removed/unmatched), `kvbm_hub_index_shutdowns_total` and
+    /// `kvbm_hub_index_removed_by_shutdown_total`. Takes the shared lock briefly.
+    template <class Visitor>
+    void for_each_metric(Visitor&& visit) const {
+        using detail::visit_metric;
+        const IndexStats s = stats();
+        const std::uint64_t positions = capacity();
+        const auto v = [](std::uint64_t x) { return static_cast<double>(x); };
+        visit_metric(visit, "kvbm_hub_index_entries", "(position, hash) entries held by at least one instance.",
+                     MetricKind::gauge, v(s.entries));
+        visit_metric(visit, "kvbm_hub_index_holdings", "(entry, instance) pairs in the index.", MetricKind::gauge,
+                     v(s.holdings));
+        visit_metric(visit, "kvbm_hub_index_instances", "Instances holding at least one entry.", MetricKind::gauge,
+                     v(s.instances));
+        visit_metric(visit, "kvbm_hub_index_positions", "Positions the index holds (max_seq_len / block_size).",
+                     MetricKind::gauge, v(positions));
+        visit_metric(visit, "kvbm_hub_index_batches_total", "Batches applied to the index (any kind).",
+                     MetricKind::counter, v(s.batches));
+        constexpr std::string_view events_help = "Create and Remove events applied, by kind and result.";
+        visit_metric(visit, "kvbm_hub_index_events_total", events_help, MetricKind::counter,
+                     {{"kind", "create"}, {"result", "added"}}, v(s.creates));
+        visit_metric(visit, "kvbm_hub_index_events_total", events_help, MetricKind::counter,
+                     {{"kind", "create"}, {"result", "duplicate"}}, v(s.creates_duplicate));
+        visit_metric(visit, "kvbm_hub_index_events_total", events_help, MetricKind::counter,
+                     {{"kind", "create"}, {"result", "beyond_capacity"}}, v(s.creates_beyond_capacity));
+        visit_metric(visit, "kvbm_hub_index_events_total", events_help, MetricKind::counter,
+                     {{"kind", "remove"}, {"result", "removed"}}, v(s.removes));
+        visit_metric(visit, "kvbm_hub_index_events_total", events_help, MetricKind::counter,
+                     {{"kind", "remove"}, {"result", "unmatched"}}, v(s.removes_unmatched));
+        visit_metric(visit, "kvbm_hub_index_shutdowns_total", "Shutdown batches applied.", MetricKind::counter,
+                     v(s.shutdowns));
+        visit_metric(visit, "kvbm_hub_index_removed_by_shutdown_total",
+                     "Holdings dropped by Shutdown or remove_instance.", MetricKind::counter, v(s.removed_by_shutdown));
+    }
+
 private:
     using PositionMap = detail::DenseMap<H, detail::HolderSet>;
     struct InstanceSlot {
@@ -448,9 +489,12 @@ private:
         if (const std::size_t idx = m_slot_of.find(id); idx != m_slot_of.npos) {
             return m_slot_of.values()[idx].second;
         }
-        if (m_free_slots.empty()) {
-            m_slots.reserve(m_slots.size() + 1);
-            m_free_slots.reserve(m_slots.size() + 1);  // so release_if_unused never allocates
+        if (m_free_slots.empty() && m_slots.size() == m_slots.capacity()) {
+            // Geometric growth (reserve(size + 1) would copy every slot per new instance:
+            // quadratic for a peer that sends many instance ids).
+            const std::size_t cap = std::max<std::size_t>(8, 2 * m_slots.size());
+            m_slots.reserve(cap);
+            m_free_slots.reserve(cap);  // so release_if_unused never allocates
         }
         const std::size_t idx = m_slot_of.try_emplace(id).first;
         std::uint32_t slot = 0;

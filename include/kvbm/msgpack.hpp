@@ -33,6 +33,7 @@
 
 #include <kvbm/config.hpp>
 #include <kvbm/decode_result.hpp>
+#include <kvbm/detail/platform.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 #include <kvbm/uint128.hpp>
@@ -49,14 +50,6 @@
 #include <string_view>
 #include <type_traits>
 #include <vector>
-
-// x86 with GCC or Clang: the hash loop of the encoder byte-swaps 16 bytes at a time with
-// SSSE3's pshufb, chosen at run time unless the target already guarantees SSSE3 (define
-// KVBM_NO_SIMD for the portable loop everywhere).
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVBM_NO_SIMD)
-#define KVBM_MSGPACK_SSSE3 1
-#include <immintrin.h>
-#endif
 
 KVBM_NAMESPACE_BEGIN
 
@@ -84,31 +77,9 @@ inline constexpr std::size_t u128_size = 18;
 
 namespace detail::mp {
 
-[[nodiscard]] inline std::uint64_t to_big_endian(std::uint64_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::little) {
-#if defined(__GNUC__) || defined(__clang__)
-        return __builtin_bswap64(v);
-#else
-        std::uint64_t r = 0;
-        for (int i = 0; i < 8; ++i) {
-            r = (r << 8) | ((v >> (8 * i)) & 0xffU);
-        }
-        return r;
-#endif
-    } else {
-        return v;
-    }
-}
-
-[[nodiscard]] inline std::uint64_t load_be64(const std::uint8_t* p) noexcept {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    return to_big_endian(v);
-}
-
 inline std::uint8_t* put_u128(std::uint8_t* p, const Uint128& v) noexcept {
-    const std::uint64_t hi = to_big_endian(v.high());
-    const std::uint64_t lo = to_big_endian(v.low());
+    const std::uint64_t hi = to_big_endian64(v.high());
+    const std::uint64_t lo = to_big_endian64(v.low());
     p[0] = 0xc4;
     p[1] = 0x10;
     std::memcpy(p + 2, &hi, 8);
@@ -167,7 +138,33 @@ inline constexpr bool is_raw_u128_v<BasicPositionalLineageHash<L>> =
         BasicPositionalLineageHash<L>::from_raw(Uint128::from_parts(
             1, 2))) == std::array<std::uint64_t, 2>{1, 2};  // high word first, as Uint128 declares them
 
-#if KVBM_MSGPACK_SSSE3
+/// `c4 10` + 16 big-endian bytes for each of `n` raw u128s (high word first, each word in
+/// host order): the portable loop, unrolled by 4 so that the stores use constant offsets.
+inline std::uint8_t* put_u128s_portable(std::uint8_t* p, const unsigned char* raw, std::size_t n) noexcept {
+    const auto one = [](std::uint8_t* out, const unsigned char* in) {
+        Uint128 v;
+        std::memcpy(&v, in, 16);
+        put_u128(out, v);
+    };
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4, p += 4 * msgpack::u128_size, raw += 64) {
+        one(p, raw);
+        one(p + 18, raw + 16);
+        one(p + 36, raw + 32);
+        one(p + 54, raw + 48);
+    }
+    for (; i < n; ++i, p += msgpack::u128_size, raw += 16) {
+        one(p, raw);
+    }
+    return p;
+}
+
+#if KVBM_X86_SIMD
+// The vector paths below write the same bytes as put_u128s_portable, for little-endian raw
+// u128s. Each builds whole output registers from the input with byte shuffles whose index
+// tables are computed at compile time from the layout: output byte o belongs to hash o / 18,
+// at offset o % 18 (0 and 1 are the `c4 10` header, 2..17 the value's big-endian bytes).
+
 __attribute__((target("ssse3"), always_inline)) inline void put_u128_ssse3(std::uint8_t* out, const unsigned char* in,
                                                                            __m128i swap) noexcept {
     constexpr std::uint16_t header = 0x10c4;  // c4 10, little-endian
@@ -176,8 +173,7 @@ __attribute__((target("ssse3"), always_inline)) inline void put_u128_ssse3(std::
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2), be);
 }
 
-/// `c4 10` + 16 big-endian bytes for each of `n` raw u128s (high word first, little-endian).
-/// Unrolled by 4 so that the stores use constant offsets (about 25% faster than 1 by 1).
+/// SSSE3: one pshufb per hash and two stores (header, value), unrolled by 4.
 __attribute__((target("ssse3"))) inline std::uint8_t* put_u128s_ssse3(std::uint8_t* p, const unsigned char* raw,
                                                                       std::size_t n) noexcept {
     const __m128i swap = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
@@ -194,41 +190,204 @@ __attribute__((target("ssse3"))) inline std::uint8_t* put_u128s_ssse3(std::uint8
     return p;
 }
 
-[[nodiscard]] inline bool have_ssse3() noexcept {
-#if defined(__SSSE3__)
-    return true;
-#else
-    static const bool yes = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("ssse3") != 0;
-    }();
-    return yes;
-#endif
+/// Index of big-endian byte d (0..15) of a raw little-endian u128 (high word first).
+[[nodiscard]] constexpr std::uint8_t raw_byte_of_be(unsigned d) noexcept {
+    return static_cast<std::uint8_t>(d < 8 ? 7 - d : 23 - d);
+}
+
+/// AVX2 tables: 16 hashes make 288 bytes = 18 lanes of 16 bytes. Lane c reads hashes `base`
+/// and `base + 1` (base = min(16c / 18, 14): the lane's first hash, kept inside the block),
+/// each selected by its own pshufb (index 0x80 writes a zero), then ORs in the header bytes.
+struct Avx2Tables {
+    alignas(32) std::uint8_t first[18][16];
+    alignas(32) std::uint8_t second[18][16];
+    alignas(32) std::uint8_t header[18][16];
+};
+[[nodiscard]] constexpr Avx2Tables make_avx2_tables() noexcept {
+    Avx2Tables t{};
+    for (unsigned c = 0; c < 18; ++c) {
+        const unsigned base = std::min(16 * c / 18, 14U);
+        for (unsigned k = 0; k < 16; ++k) {
+            const unsigned o = 16 * c + k;
+            const unsigned j = o / 18;
+            const unsigned r = o % 18;
+            t.first[c][k] = 0x80;
+            t.second[c][k] = 0x80;
+            if (r < 2) {
+                t.header[c][k] = r == 0 ? 0xc4 : 0x10;
+            } else if (j == base) {
+                t.first[c][k] = raw_byte_of_be(r - 2);
+            } else {
+                t.second[c][k] = raw_byte_of_be(r - 2);  // j == base + 1
+            }
+        }
+    }
+    return t;
+}
+inline constexpr Avx2Tables avx2_tables = make_avx2_tables();
+
+/// Output register M (lanes 2M, 2M+1) of a 16-hash block, from sources whose low/high lanes
+/// hold each lane's first and second hash.
+template <unsigned M>
+__attribute__((target("avx2"), always_inline)) inline void put_ymm_avx2(std::uint8_t* out, __m256i first,
+                                                                        __m256i second) noexcept {
+    const __m256i first_index = _mm256_load_si256(reinterpret_cast<const __m256i*>(avx2_tables.first[2 * M]));
+    const __m256i second_index = _mm256_load_si256(reinterpret_cast<const __m256i*>(avx2_tables.second[2 * M]));
+    const __m256i header = _mm256_load_si256(reinterpret_cast<const __m256i*>(avx2_tables.header[2 * M]));
+    const __m256i v = _mm256_or_si256(
+        _mm256_or_si256(_mm256_shuffle_epi8(first, first_index), _mm256_shuffle_epi8(second, second_index)), header);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * M), v);
+}
+
+/// Hashes i and i+1 in the low and high lanes.
+__attribute__((target("avx2"), always_inline)) inline __m256i load_pair_avx2(const unsigned char* at) noexcept {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at));
+}
+
+/// Hash i in both lanes.
+__attribute__((target("avx2"), always_inline)) inline __m256i load_twice_avx2(const unsigned char* at) noexcept {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+}
+
+/// AVX2: 16 hashes in 9 full 32-byte stores (18 shuffles) instead of 32 stores; the rest by
+/// the SSSE3 loop.
+__attribute__((target("avx2"))) inline std::uint8_t* put_u128s_avx2(std::uint8_t* p, const unsigned char* raw,
+                                                                    std::size_t n) noexcept {
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16, p += 16 * msgpack::u128_size, raw += 256) {
+        // Lanes 0, 1 both start at hash 0, lanes 16, 17 both at hash 14; lanes 2M, 2M+1 of
+        // the registers between start at consecutive hashes.
+        put_ymm_avx2<0>(p, load_twice_avx2(raw), load_twice_avx2(raw + 16));
+        put_ymm_avx2<1>(p, load_pair_avx2(raw + 16 * 1), load_pair_avx2(raw + 16 * 2));
+        put_ymm_avx2<2>(p, load_pair_avx2(raw + 16 * 3), load_pair_avx2(raw + 16 * 4));
+        put_ymm_avx2<3>(p, load_pair_avx2(raw + 16 * 5), load_pair_avx2(raw + 16 * 6));
+        put_ymm_avx2<4>(p, load_pair_avx2(raw + 16 * 7), load_pair_avx2(raw + 16 * 8));
+        put_ymm_avx2<5>(p, load_pair_avx2(raw + 16 * 8), load_pair_avx2(raw + 16 * 9));
+        put_ymm_avx2<6>(p, load_pair_avx2(raw + 16 * 10), load_pair_avx2(raw + 16 * 11));
+        put_ymm_avx2<7>(p, load_pair_avx2(raw + 16 * 12), load_pair_avx2(raw + 16 * 13));
+        put_ymm_avx2<8>(p, load_twice_avx2(raw + 16 * 14), load_twice_avx2(raw + 16 * 15));
+    }
+    return put_u128s_ssse3(p, raw, n - i);
+}
+
+/// AVX-512 VBMI tables: 32 hashes make 576 bytes = 9 registers of 64 bytes. Register M reads
+/// the 8 hashes from `base` (min(64M / 18, 24): its first hash, kept inside the block) with
+/// one two-source byte permute (vpermt2b), then blends in the header bytes, which always sit
+/// at even offsets (18 hashes and 64 bytes are both even), so one constant `c4 10 c4 10 ...`.
+struct VbmiTables {
+    alignas(64) std::uint8_t index[9][64];
+    std::uint64_t header_mask[9];
+    unsigned base[9];
+};
+[[nodiscard]] constexpr VbmiTables make_vbmi_tables() noexcept {
+    VbmiTables t{};
+    for (unsigned m = 0; m < 9; ++m) {
+        const unsigned base = std::min(64 * m / 18, 24U);
+        t.base[m] = base;
+        for (unsigned k = 0; k < 64; ++k) {
+            const unsigned o = 64 * m + k;
+            const unsigned r = o % 18;
+            if (r < 2) {
+                t.header_mask[m] |= std::uint64_t{1} << k;
+            } else {
+                t.index[m][k] = static_cast<std::uint8_t>((o / 18 - base) * 16 + raw_byte_of_be(r - 2));  // < 128
+            }
+        }
+    }
+    return t;
+}
+inline constexpr VbmiTables vbmi_tables = make_vbmi_tables();
+
+template <unsigned M>
+__attribute__((target("avx512f,avx512bw,avx512vbmi"), always_inline)) inline void put_zmm_vbmi(
+    std::uint8_t* out, const unsigned char* raw, __m512i headers) noexcept {
+    const unsigned char* from = raw + 16 * vbmi_tables.base[M];
+    const __m512i v = _mm512_permutex2var_epi8(_mm512_loadu_si512(from), _mm512_load_si512(vbmi_tables.index[M]),
+                                               _mm512_loadu_si512(from + 64));
+    _mm512_storeu_si512(out + 64 * M, _mm512_mask_blend_epi8(vbmi_tables.header_mask[M], v, headers));
+}
+
+/// AVX-512 VBMI: 32 hashes in 9 full 64-byte stores and 9 permutes; the rest by the AVX2 loop.
+__attribute__((target("avx512f,avx512bw,avx512vbmi,avx2"))) inline std::uint8_t* put_u128s_vbmi(
+    std::uint8_t* p, const unsigned char* raw, std::size_t n) noexcept {
+    const __m512i headers = _mm512_set1_epi16(0x10c4);  // c4 10, little-endian
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32, p += 32 * msgpack::u128_size, raw += 512) {
+        put_zmm_vbmi<0>(p, raw, headers);
+        put_zmm_vbmi<1>(p, raw, headers);
+        put_zmm_vbmi<2>(p, raw, headers);
+        put_zmm_vbmi<3>(p, raw, headers);
+        put_zmm_vbmi<4>(p, raw, headers);
+        put_zmm_vbmi<5>(p, raw, headers);
+        put_zmm_vbmi<6>(p, raw, headers);
+        put_zmm_vbmi<7>(p, raw, headers);
+        put_zmm_vbmi<8>(p, raw, headers);
+    }
+    return put_u128s_avx2(p, raw, n - i);
 }
 #endif
 
-template <class H>
-std::uint8_t* put_hashes(std::uint8_t* p, const std::vector<H>& hashes) noexcept {
-#if KVBM_MSGPACK_SSSE3
-    if constexpr (is_raw_u128_v<H> && std::endian::native == std::endian::little) {
-        if (have_ssse3()) {
-            return put_u128s_ssse3(p, reinterpret_cast<const unsigned char*>(hashes.data()), hashes.size());
+/// The hash loops, in the order the dispatcher prefers them (the best the CPU has).
+enum class HashLoop : std::uint8_t { portable, ssse3, avx2, avx512vbmi };
+
+/// The best loop this CPU runs (checked once).
+[[nodiscard]] inline HashLoop best_hash_loop() noexcept {
+#if KVBM_X86_SIMD
+    static const HashLoop best = cpu_has_avx512vbmi() ? HashLoop::avx512vbmi
+                                 : cpu_has_avx2()     ? HashLoop::avx2
+                                 : cpu_has_ssse3()    ? HashLoop::ssse3
+                                                      : HashLoop::portable;
+    return best;
+#else
+    return HashLoop::portable;
+#endif
+}
+
+/// True when `loop` can run here (the portable loop always can).
+[[nodiscard]] inline bool can_run(HashLoop loop) noexcept {
+    return static_cast<std::uint8_t>(loop) <= static_cast<std::uint8_t>(best_hash_loop());
+}
+
+/// Writes `n` raw u128s with `loop`, which must be able to run here (see can_run).
+inline std::uint8_t* put_u128s(HashLoop loop, std::uint8_t* p, const unsigned char* raw, std::size_t n) noexcept {
+#if KVBM_X86_SIMD
+    if constexpr (std::endian::native == std::endian::little) {
+        switch (loop) {
+            case HashLoop::avx512vbmi:
+                return put_u128s_vbmi(p, raw, n);
+            case HashLoop::avx2:
+                return put_u128s_avx2(p, raw, n);
+            case HashLoop::ssse3:
+                return put_u128s_ssse3(p, raw, n);
+            case HashLoop::portable:
+                break;
         }
     }
+#else
+    (void)loop;
 #endif
-    const H* h = hashes.data();
-    const std::size_t n = hashes.size();
-    std::size_t i = 0;
-    for (; i + 4 <= n; i += 4, p += 4 * msgpack::u128_size) {  // constant offsets: fewer instructions
-        put_u128(p, h[i].raw());
-        put_u128(p + 18, h[i + 1].raw());
-        put_u128(p + 36, h[i + 2].raw());
-        put_u128(p + 54, h[i + 3].raw());
+    return put_u128s_portable(p, raw, n);
+}
+
+template <class H>
+std::uint8_t* put_hashes(std::uint8_t* p, const std::vector<H>& hashes) noexcept {
+    if constexpr (is_raw_u128_v<H>) {
+        return put_u128s(best_hash_loop(), p, reinterpret_cast<const unsigned char*>(hashes.data()), hashes.size());
+    } else {
+        const H* h = hashes.data();
+        const std::size_t n = hashes.size();
+        std::size_t i = 0;
+        for (; i + 4 <= n; i += 4, p += 4 * msgpack::u128_size) {  // constant offsets: fewer instructions
+            put_u128(p, h[i].raw());
+            put_u128(p + 18, h[i + 1].raw());
+            put_u128(p + 36, h[i + 2].raw());
+            put_u128(p + 54, h[i + 3].raw());
+        }
+        for (; i < n; ++i) {
+            p = put_u128(p, h[i].raw());
+        }
+        return p;
     }
-    for (; i < n; ++i) {
-        p = put_u128(p, h[i].raw());
-    }
-    return p;
 }
 
 template <class H>

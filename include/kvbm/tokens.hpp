@@ -6,6 +6,7 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>
 #include <kvbm/hash.hpp>
 
 #include <algorithm>
@@ -31,16 +32,6 @@
 #endif
 
 KVBM_NAMESPACE_BEGIN
-
-namespace detail {
-[[nodiscard]] constexpr std::uint64_t byteswap64(std::uint64_t v) noexcept {
-    std::uint64_t out = 0;
-    for (int i = 0; i < 8; ++i) {
-        out = (out << 8) | ((v >> (8 * i)) & 0xffU);
-    }
-    return out;
-}
-}  // namespace detail
 
 /// A token id (u32, hashed as 4 little-endian bytes).
 using Token = std::uint32_t;

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <span>
+#include <vector>
 
 #define KVBM_FUZZ_CHECK(cond)                                                                        \
     do {                                                                                             \
@@ -36,4 +37,19 @@ void fuzz_msgpack_round_trip(std::span<const std::uint8_t> input, Decode decode)
     KVBM_FUZZ_CHECK(again);
     KVBM_FUZZ_CHECK(*again == *lenient);
     KVBM_FUZZ_CHECK(mp::encode(*again) == bytes);
+    // Every hash loop this CPU runs (the encoder used the best one) writes the portable bytes.
+    namespace d = kvbm::detail::mp;
+    if constexpr (requires { lenient->events.hashes; }) {
+        const auto& hashes = lenient->events.hashes;
+        const auto* raw = reinterpret_cast<const unsigned char*>(hashes.data());
+        std::vector<std::uint8_t> want(hashes.size() * mp::u128_size);
+        d::put_u128s(d::HashLoop::portable, want.data(), raw, hashes.size());
+        for (const auto loop : {d::HashLoop::ssse3, d::HashLoop::avx2, d::HashLoop::avx512vbmi}) {
+            if (d::can_run(loop)) {
+                std::vector<std::uint8_t> got(want.size());
+                KVBM_FUZZ_CHECK(d::put_u128s(loop, got.data(), raw, hashes.size()) == got.data() + got.size());
+                KVBM_FUZZ_CHECK(got == want);
+            }
+        }
+    }
 }

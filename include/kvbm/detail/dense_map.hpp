@@ -11,40 +11,108 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/platform.hpp>
+#include <kvbm/uint128.hpp>
 
+#include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <random>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 KVBM_NAMESPACE_BEGIN
 namespace detail {
 
+/// The 64x64->128 multiply folded to 64 bits (high ^ low): the mixing step of wyhash and
+/// unordered_dense.
+[[nodiscard]] inline std::uint64_t fold_mul(std::uint64_t a, std::uint64_t b) noexcept {
+    const U128Parts p = mul_64x64(a, b);
+    return p.hi ^ p.lo;
+}
+
 /// Folds a 64-bit value through a 64x64->128 multiply: every input bit reaches the high
 /// bits the bucket index is taken from, even for weak user hashes (identity on integers).
-[[nodiscard]] inline std::uint64_t mix_hash(std::uint64_t h) noexcept {
-#if defined(__SIZEOF_INT128__)
-    __extension__ using u128 = unsigned __int128;
-    const u128 p = static_cast<u128>(h) * 0x9E3779B97F4A7C15ULL;
-    return static_cast<std::uint64_t>(p >> 64) ^ static_cast<std::uint64_t>(p);
-#else
-    h ^= h >> 32;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-#endif
+[[nodiscard]] inline std::uint64_t mix_hash(std::uint64_t h) noexcept { return fold_mul(h, 0x9E3779B97F4A7C15ULL); }
+
+/// The secret key of the index's hash maps: random per process (std::random_device), so
+/// that a peer cannot precompute keys that collide. Why keyed: the hub hashes keys its
+/// peers choose (hashes and instance ids arrive from the network), and an unkeyed hash of
+/// a 128-bit value is easy to invert (std::hash<Uint128> folds `high * K ^ low`, so keys
+/// with `low = high * K ^ C` all hash alike): one message of such Creates would make every
+/// insert walk one ever-longer probe run, quadratic time under the index's exclusive lock.
+struct HashKey {
+    std::uint64_t k0, k1, k2, k3;
+};
+
+[[nodiscard]] inline HashKey random_hash_key() noexcept {
+    HashKey key{0x2d358dccaa6c78a5ULL, 0x8bb84b93962eacc9ULL, 0x4b33a62ed433d4a3ULL, 0x4d5a2da51de1aa47ULL};
+    std::uint64_t words[4] = {};
+    try {
+        std::random_device rd;
+        for (std::uint64_t& w : words) {
+            w = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+        }
+    } catch (...) {
+        // No entropy source: fall back to what differs between runs (time, ASLR).
+        const auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        const auto here = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&key));
+        words[0] = now;
+        words[1] = here;
+        words[2] = now ^ (here << 17);
+        words[3] = fold_mul(now ^ key.k0, here ^ key.k1);
+    }
+    key.k0 ^= words[0];
+    key.k1 ^= words[1];
+    key.k2 ^= words[2];
+    key.k3 ^= words[3];
+    return key;
 }
 
-/// Prefetch hint for a lookup about to happen (no effect where unsupported).
-inline void prefetch(const void* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p);
-#else
-    (void)p;
-#endif
+/// The process's key, drawn once on first use (thread-safe static initialisation).
+[[nodiscard]] inline const HashKey& process_hash_key() noexcept {
+    static const HashKey key = random_hash_key();
+    return key;
 }
 
-template <class Key, class Value, class Hash = std::hash<Key>>
+/// A keyed 64-bit hash of 128 bits (wyhash's 16-byte step): one multiply of the key-masked
+/// halves, then one more to spread. Without the key, which inputs collide is unknown.
+[[nodiscard]] inline std::uint64_t keyed_hash(std::uint64_t high, std::uint64_t low, const HashKey& key) noexcept {
+    const U128Parts p = mul_64x64(low ^ key.k0, high ^ key.k1);
+    return fold_mul(p.lo ^ key.k2, p.hi ^ key.k3);
+}
+
+/// The index maps' hash: keyed (see HashKey) on the 128 raw bits of a key that has them
+/// (Uint128, positional lineage hashes, any WireSequenceHash); other keys go through their
+/// std::hash first, so they are only as collision-proof as that is. Avalanching: the map
+/// uses it as is.
+template <class Key>
+struct KeyedHash {
+    using is_avalanching = void;
+    [[nodiscard]] std::uint64_t operator()(const Key& k) const noexcept {
+        if constexpr (std::is_same_v<Key, Uint128>) {
+            return keyed_hash(k.high(), k.low(), process_hash_key());
+        } else if constexpr (requires {
+                                 { k.raw() } -> std::convertible_to<Uint128>;
+                             }) {
+            const Uint128 raw = k.raw();
+            return keyed_hash(raw.high(), raw.low(), process_hash_key());
+        } else {
+            return keyed_hash(0, static_cast<std::uint64_t>(std::hash<Key>{}(k)), process_hash_key());
+        }
+    }
+};
+
+/// Hashes marked `using is_avalanching = void;` are used as they are, others are mixed.
+template <class Hash>
+concept AvalanchingHash = requires {
+    typename Hash::is_avalanching;
+};
+
+template <class Key, class Value, class Hash = KeyedHash<Key>>
 class DenseMap {
 public:
     using value_type = std::pair<Key, Value>;
@@ -62,7 +130,11 @@ public:
     /// The mixed hash of `key`, to pass to `prefetch_bucket` and `find` when the caller
     /// wants to overlap the memory latency of several lookups.
     [[nodiscard]] std::uint64_t hash_of(const Key& key) const noexcept {
-        return mix_hash(static_cast<std::uint64_t>(Hash{}(key)));
+        if constexpr (AvalanchingHash<Hash>) {
+            return static_cast<std::uint64_t>(Hash{}(key));
+        } else {
+            return mix_hash(static_cast<std::uint64_t>(Hash{}(key)));
+        }
     }
     void prefetch_bucket(std::uint64_t h) const noexcept {
         if (!m_values.empty()) {
