@@ -2,7 +2,10 @@
 // the kvbm 1.2 PLHs of tokens 0..16383 in blocks of 16, salt 1337, instance id
 // 0x123456789abcdef01122334455667788; ns per batch, best of the runs.
 //   msgpack_encode/1024     kvbm::msgpack::encode(batch) into a new vector (as rmp_serde::to_vec)
-//   msgpack_encode_to/1024  encode_to into a preallocated buffer
+//   msgpack_encode_to/1024  encode_to into a preallocated buffer (its hash loop is the best this
+//                           CPU runs: AVX-512 VBMI, AVX2, SSSE3 or portable, chosen at run time)
+//   msgpack_hash_loop/<loop>/1024  that hash loop alone, each loop this CPU runs forced in
+//                           turn: what encode_to costs on a CPU whose best loop is <loop>
 //   msgpack_decode/1024     decode_batch (as rmp_serde::from_slice)
 //   memcpy/18462            copying the encoded message: the physical bound for encoding
 //   json_encode/1024        kvbm::json::to_string, kvbm 1.2 form (as serde_json::to_string)
@@ -20,6 +23,8 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <string>
+#include <utility>
 
 namespace {
 
@@ -61,6 +66,21 @@ KVBM_BENCH("codec") {
         kvbm_bench::keep(buffer.data());
     });
     kvbm_bench::report("msgpack_encode_to/1024", v, "ns_per_batch", 0);
+
+    namespace mp = kvbm::detail::mp;
+    for (const auto& [loop, name] :
+         {std::pair{mp::HashLoop::portable, "portable"}, std::pair{mp::HashLoop::ssse3, "ssse3"},
+          std::pair{mp::HashLoop::avx2, "avx2"}, std::pair{mp::HashLoop::avx512vbmi, "avx512vbmi"}}) {
+        if (!mp::can_run(loop)) {
+            continue;
+        }
+        const auto* raw = reinterpret_cast<const unsigned char*>(batch.events.hashes.data());
+        v = ns_best(s, iters, [&, loop = loop] {
+            kvbm_bench::keep(mp::put_u128s(loop, buffer.data() + 12, raw, batch.events.hashes.size()));
+            kvbm_bench::keep(buffer.data());
+        });
+        kvbm_bench::report(std::string("msgpack_hash_loop/") + name + "/1024", v, "ns_per_batch", 0);
+    }
 
     v = ns_best(s, iters, [&] {
         auto r = kvbm::msgpack::decode_batch(bytes);

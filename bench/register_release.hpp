@@ -3,6 +3,7 @@
 // evicts a sequence: 64 Creates, 64 Removes per run.
 #pragma once
 
+#include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
 
 #include <optional>
@@ -36,6 +37,22 @@ inline void register_and_release(const kvbm::BlockRegistry<>& registry,
     for (std::size_t i = 0; i < hashes.size(); i += register_run) {
         for (std::size_t j = i; j < i + register_run && j < hashes.size(); ++j) {
             held.push_back(registry.register_hash(hashes[j]));
+        }
+        while (!held.empty()) {
+            held.pop_back();
+        }
+    }
+}
+
+/// The same runs through the direct cache-manager API: each block announced
+/// (`EventsManager::announce`) and its AnnouncedBlock kept, then released child first.
+inline void announce_and_release(const kvbm::EventsManager<>& manager,
+                                 const std::vector<kvbm::PositionalLineageHash>& hashes) {
+    std::vector<kvbm::AnnouncedBlock<>> held;
+    held.reserve(register_run);
+    for (std::size_t i = 0; i < hashes.size(); i += register_run) {
+        for (std::size_t j = i; j < i + register_run && j < hashes.size(); ++j) {
+            held.push_back(manager.announce(hashes[j]));
         }
         while (!held.empty()) {
             held.pop_back();

@@ -1,5 +1,6 @@
 # Finds kvbm's optional dependencies, quietly, for both the build tree and installed
-# package configs. Sets KVBM_HAVE_XXHASH, KVBM_HAVE_NLOHMANN_JSON, KVBM_HAVE_CPPZMQ.
+# package configs. Sets KVBM_HAVE_XXHASH, KVBM_HAVE_NLOHMANN_JSON, KVBM_HAVE_CPPZMQ,
+# KVBM_HAVE_HTTPLIB.
 include_guard(GLOBAL)
 include(CMakeFindDependencyMacro)
 
@@ -40,4 +41,57 @@ if(TARGET cppzmq)
   set(KVBM_HAVE_CPPZMQ ON)
 else()
   set(KVBM_HAVE_CPPZMQ OFF)
+endif()
+
+# cpp-httplib (kvbm::hub). Upstream's CMake package gives httplib::httplib; Debian's
+# libcpp-httplib-dev ships a compiled library whose header declares only (split mode), plus
+# a .pc file whose Cflags carry the feature macros the library was built with (the class
+# layouts depend on them). Found only when a program using it links: a libstdc++-built
+# library cannot serve a libc++ build, and then kvbm::hub is simply absent.
+if(NOT TARGET kvbm::httplib)
+  if(NOT TARGET httplib::httplib)
+    find_package(httplib QUIET CONFIG)
+  endif()
+  if(TARGET httplib::httplib)
+    add_library(kvbm::httplib INTERFACE IMPORTED)
+    target_link_libraries(kvbm::httplib INTERFACE httplib::httplib)
+  else()
+    find_package(PkgConfig QUIET)
+    if(PKG_CONFIG_FOUND)
+      pkg_check_modules(KVBM_PC_HTTPLIB QUIET cpp-httplib)
+    endif()
+    find_path(KVBM_HTTPLIB_INCLUDE_DIR httplib.h HINTS ${KVBM_PC_HTTPLIB_INCLUDE_DIRS})
+    find_library(KVBM_HTTPLIB_LIBRARY NAMES cpp-httplib HINTS ${KVBM_PC_HTTPLIB_LIBRARY_DIRS})
+    if(KVBM_HTTPLIB_INCLUDE_DIR AND KVBM_HTTPLIB_LIBRARY)
+      set(_kvbm_httplib_defs)
+      foreach(_kvbm_flag IN LISTS KVBM_PC_HTTPLIB_CFLAGS_OTHER)
+        if(_kvbm_flag MATCHES "^-D(.*)")
+          list(APPEND _kvbm_httplib_defs ${CMAKE_MATCH_1})
+        endif()
+      endforeach()
+      include(CheckCXXSourceCompiles)
+      include(CMakePushCheckState)
+      cmake_push_check_state(RESET)
+      set(CMAKE_REQUIRED_INCLUDES ${KVBM_HTTPLIB_INCLUDE_DIR})
+      set(CMAKE_REQUIRED_LIBRARIES ${KVBM_HTTPLIB_LIBRARY})
+      list(TRANSFORM _kvbm_httplib_defs PREPEND "-D" OUTPUT_VARIABLE CMAKE_REQUIRED_DEFINITIONS)
+      set(CMAKE_REQUIRED_QUIET ON)
+      check_cxx_source_compiles("#include <httplib.h>
+        int main() { httplib::Server s; httplib::Client c(\"http://127.0.0.1:1\"); return s.is_running() ? 1 : 0; }"
+        KVBM_HTTPLIB_LINKS)
+      cmake_pop_check_state()
+      if(KVBM_HTTPLIB_LINKS)
+        add_library(kvbm::httplib INTERFACE IMPORTED)
+        set_target_properties(kvbm::httplib PROPERTIES
+          INTERFACE_INCLUDE_DIRECTORIES "${KVBM_HTTPLIB_INCLUDE_DIR}"
+          INTERFACE_LINK_LIBRARIES "${KVBM_HTTPLIB_LIBRARY}"
+          INTERFACE_COMPILE_DEFINITIONS "${_kvbm_httplib_defs}")
+      endif()
+    endif()
+  endif()
+endif()
+if(TARGET kvbm::httplib)
+  set(KVBM_HAVE_HTTPLIB ON)
+else()
+  set(KVBM_HAVE_HTTPLIB OFF)
 endif()

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace kvbm_test {
@@ -42,6 +43,12 @@ struct PublishLog {
     bool fail_flush = false;
     int errors_reported = 0;                     // see on_error()
     std::chrono::microseconds publish_delay{0};  // a slow transport: sleeps this long per publish
+    // Called (under the lock) with each publish's message: true fails that publish. Lets a
+    // test fail exactly the calls it means to (e.g. the first re-announce after a Shutdown).
+    std::function<bool(const kvbm::KvbmCacheEvents<>&)> fail_if;
+    int failed_publishes = 0;     // publish calls that failed (any cause)
+    bool resync_request = false;  // SignallingPublisher: take_resync_request() returns it once
+    int resync_polls = 0;         // SignallingPublisher: take_resync_request() calls
 
     /// An `on_error` callback for EventsPublisherSettings that counts into this log.
     std::function<void(std::string_view)> on_error() {
@@ -97,9 +104,15 @@ public:
         } else {
             m_log->decode_errors.push_back(decoded.error().message());
         }
-        const bool fail = m_log->fail_next_publishes > 0;
+        bool fail = m_log->fail_next_publishes > 0;
         if (fail) {
             --m_log->fail_next_publishes;
+        }
+        if (!fail && decoded && m_log->fail_if && m_log->fail_if(call.message)) {
+            fail = true;
+        }
+        if (fail || m_log->throw_on_publish) {
+            ++m_log->failed_publishes;
         }
         const bool do_throw = m_log->throw_on_publish;
         if (!fail && !do_throw) {
@@ -126,6 +139,28 @@ private:
     std::shared_ptr<PublishLog> m_log;
 };
 static_assert(kvbm::Publisher<RecordingPublisher>);
+
+/// A RecordingPublisher that can see "hub (re)connections": `take_resync_request()` returns
+/// `log.resync_request` once (the ResyncSignalling concept).
+class SignallingPublisher : public RecordingPublisher {
+public:
+    explicit SignallingPublisher(std::shared_ptr<PublishLog> log) : RecordingPublisher(log), m_log(std::move(log)) {}
+    bool take_resync_request() {
+        {
+            std::lock_guard lock(m_log->mutex);
+            ++m_log->resync_polls;
+            if (!std::exchange(m_log->resync_request, false)) {
+                return false;
+            }
+        }
+        m_log->changed.notify_all();
+        return true;
+    }
+
+private:
+    std::shared_ptr<PublishLog> m_log;
+};
+static_assert(kvbm::ResyncSignalling<SignallingPublisher>);
 
 /// The hub's view of one instance: Create inserts, Remove erases, Shutdown clears.
 struct ModelHub {

@@ -62,7 +62,9 @@ double wakes(const bc::Sender<int>& tx) { return kvbm_test::metric(tx, "kvbm_bro
 TEST_CASE("a parked receiver is woken by a send", "[broadcast][blocking]") {
     for (const bool several_senders : {false, true}) {
         CAPTURE(several_senders);
-        auto [tx, rx1] = bc::channel<int>(16);
+        auto chan = bc::channel<int>(16);  // (no structured bindings: clang 14 cannot capture them)
+        auto& tx = chan.first;
+        auto& rx1 = chan.second;
         std::optional<bc::Sender<int>> second;
         if (several_senders) {
             second.emplace(tx);  // two senders: the multi-sender path
@@ -93,7 +95,9 @@ TEST_CASE("a parked receiver is woken by a send", "[broadcast][blocking]") {
 }
 
 TEST_CASE("a failed membarrier falls back to fences and bounded sleeps", "[broadcast][blocking]") {
-    auto [tx, rx] = bc::channel<int>(16);
+    auto chan = bc::channel<int>(16);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx = chan.second;
     auto recv = [](bc::Receiver<int>& r) { return r.recv(); };
     std::optional<bc::Sender<int>> probe(tx);
     { auto gone = std::move(probe); }  // tx is the sole sender again: the lock-free path
@@ -112,7 +116,9 @@ TEST_CASE("a failed membarrier falls back to fences and bounded sleeps", "[broad
 }
 
 TEST_CASE("an idle receiver does not run a process-wide barrier per timed wait", "[broadcast][blocking]") {
-    auto [tx, rx] = bc::channel<int>(16);
+    auto chan = bc::channel<int>(16);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx = chan.second;
     for (int i = 0; i < 20; ++i) {
         REQUIRE(rx.recv_for(2ms).is_timeout());  // a batcher's idle windows
     }
@@ -127,7 +133,9 @@ TEST_CASE("an idle receiver does not run a process-wide barrier per timed wait",
 }
 
 TEST_CASE("recv returns ready values without waiting, lagged included", "[broadcast][blocking]") {
-    auto [tx, rx] = bc::channel<int>(2);
+    auto chan = bc::channel<int>(2);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx = chan.second;
     for (int i = 0; i < 3; ++i) {
         REQUIRE(tx.send(i).ok());
     }
@@ -139,7 +147,9 @@ TEST_CASE("recv returns ready values without waiting, lagged included", "[broadc
 }
 
 TEST_CASE("the last sender going away wakes parked receivers with closed", "[broadcast][blocking]") {
-    auto [tx, rx1] = bc::channel<int>(16);
+    auto chan = bc::channel<int>(16);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx1 = chan.second;
     auto rx2 = tx.subscribe();
     std::optional<bc::Sender<int>> tx2(tx);
     std::optional<bc::Sender<int>> observer(tx);  // the metrics after the others are gone
@@ -167,7 +177,9 @@ TEST_CASE("the last sender going away wakes parked receivers with closed", "[bro
 }
 
 TEST_CASE("recv_for times out when nothing comes, and returns what comes in time", "[broadcast][blocking]") {
-    auto [tx, rx] = bc::channel<int>(4);
+    auto chan = bc::channel<int>(4);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx = chan.second;
     const auto t0 = std::chrono::steady_clock::now();
     auto r = rx.recv_for(30ms);
     REQUIRE(r.is_timeout());
@@ -200,7 +212,9 @@ TEST_CASE("recv_for times out when nothing comes, and returns what comes in time
 
 #if defined(__cpp_lib_jthread)
 TEST_CASE("recv with a stop token returns stopped on request", "[broadcast][blocking]") {
-    auto [tx, rx] = bc::channel<int>(4);
+    auto chan = bc::channel<int>(4);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx = chan.second;
     std::stop_source stop;
     auto recv = [&](bc::Receiver<int>& r) { return r.recv(stop.get_token()); };
     Waiter w(rx, recv);
@@ -225,7 +239,8 @@ TEST_CASE("recv with a stop token returns stopped on request", "[broadcast][bloc
 TEST_CASE("many parked receivers, many wake-ups", "[broadcast][blocking]") {
     constexpr int receivers = 4;
     constexpr int values = 2000;
-    auto [tx, first] = bc::channel<int>(4096);  // lossless: capacity above the count
+    auto chan = bc::channel<int>(4096);  // lossless: capacity above the count
+    auto& tx = chan.first;               // (chan.second, the first receiver, stays unused)
     std::vector<bc::Receiver<int>> rxs;
     for (int i = 0; i < receivers; ++i) {
         rxs.push_back(tx.subscribe());
@@ -281,7 +296,9 @@ TEST_CASE("many parked receivers, many wake-ups", "[broadcast][blocking]") {
 }
 
 TEST_CASE("an expired deadline or a requested stop returns without waiting", "[broadcast][blocking]") {
-    auto [tx, rx] = bc::channel<int>(4);
+    auto chan = bc::channel<int>(4);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& rx = chan.second;
     // Both give up before watching the slot or sleeping.
     for (int i = 0; i < 1000; ++i) {
         REQUIRE(rx.recv_for(0ms).is_timeout());

@@ -45,7 +45,9 @@ TEST_CASE("a send whose move throws releases the lock and leaves no empty slot",
     kvbm_test::Watchdog watchdog("throwing send", 30s);
     ThrowingMove::live = 0;
     {
-        auto [tx, rx] = bc::channel<ThrowingMove>(4);
+        auto chan = bc::channel<ThrowingMove>(4);  // (no structured bindings: clang 14 cannot capture them)
+        auto& tx = chan.first;
+        auto& rx = chan.second;
         auto other = tx.subscribe();
         REQUIRE(tx.send(ThrowingMove(1)).ok());
         ThrowingMove::arm(1);  // the move into the slot
@@ -73,7 +75,9 @@ TEST_CASE("a send that throws while evicting the overwritten value: lagging read
         CAPTURE(which);
         ThrowingMove::live = 0;
         {
-            auto [tx, lagging] = bc::channel<ThrowingMove>(4);
+            auto chan = bc::channel<ThrowingMove>(4);  // (no structured bindings: clang 14 cannot capture them)
+            auto& tx = chan.first;
+            auto& lagging = chan.second;
             auto keeping_up = tx.subscribe();
             for (int i = 0; i < 4; ++i) {
                 REQUIRE(tx.send(ThrowingMove(i)).ok());  // fills the ring
@@ -107,7 +111,9 @@ TEST_CASE("a blocked receiver is not stranded by a failed send", "[broadcast][ex
     kvbm_test::Watchdog watchdog("blocked receiver", 30s);
     ThrowingMove::live = 0;
     {
-        auto [tx, rx] = bc::channel<ThrowingMove>(2);
+        auto chan = bc::channel<ThrowingMove>(2);  // (no structured bindings: clang 14 cannot capture them)
+        auto& tx = chan.first;
+        auto& rx = chan.second;
         int got = -1;
         std::thread waiter([&rx = rx, &got] {
             auto r = rx.recv();
@@ -125,7 +131,9 @@ TEST_CASE("a blocked receiver is not stranded by a failed send", "[broadcast][ex
 TEST_CASE("a receive whose move or copy throws: the value counts as read", "[broadcast][exceptions]") {
     ThrowingMove::live = 0;
     {
-        auto [tx, rx] = bc::channel<ThrowingMove>(4);
+        auto chan = bc::channel<ThrowingMove>(4);  // (no structured bindings: clang 14 cannot capture them)
+        auto& tx = chan.first;
+        auto& rx = chan.second;
         auto other = tx.subscribe();
         REQUIRE(tx.send(ThrowingMove(1)).ok());
         REQUIRE(tx.send(ThrowingMove(2)).ok());
@@ -143,7 +151,9 @@ TEST_CASE("a receive whose move or copy throws: the value counts as read", "[bro
 TEST_CASE("RecvResult's move-assignment that throws leaves it holding nothing", "[broadcast][exceptions]") {
     ThrowingMove::live = 0;
     {
-        auto [tx, rx] = bc::channel<ThrowingMove>(4);
+        auto chan = bc::channel<ThrowingMove>(4);  // (no structured bindings: clang 14 cannot capture them)
+        auto& tx = chan.first;
+        auto& rx = chan.second;
         REQUIRE(tx.send(ThrowingMove(1)).ok());
         REQUIRE(tx.send(ThrowingMove(2)).ok());
         auto a = rx.try_recv();
@@ -166,7 +176,9 @@ TEST_CASE("dropping the last reader of unread values whose move throws", "[broad
     kvbm_test::Watchdog watchdog("receiver drop", 30s);
     ThrowingMove::live = 0;
     {
-        auto [tx, rx] = bc::channel<ThrowingMove>(4);
+        auto chan = bc::channel<ThrowingMove>(4);  // (no structured bindings: clang 14 cannot capture them)
+        auto& tx = chan.first;
+        auto& rx = chan.second;
         REQUIRE(tx.send(ThrowingMove(1)).ok());
         REQUIRE(tx.send(ThrowingMove(2)).ok());
         ThrowingMove::arm(1);

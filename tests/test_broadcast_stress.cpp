@@ -1,8 +1,14 @@
-// kvbm::broadcast under concurrency: several senders (each with its own Sender copy, some
-// coming and going so the channel switches between its locked and sole-sender paths) and
-// several receivers using every receive call. Checks, per receiver: values received plus
-// values reported lagged equals values sent; each sender's values arrive in its program
-// order; and all receivers saw one total order. Bounded to about a second under TSan.
+// kvbm::broadcast under concurrency: senders and several receivers using every receive
+// call, on each send path by construction: the sole sender (one Sender object in the whole
+// program: no lock, no lease), several sending threads (the lock, leases revoked), one thread
+// sending through two copies (the writer lease), temporary extra copies (switching paths),
+// and senders leaving mid-stream (2 senders -> 1: the survivor goes lock-free while receivers
+// still race). Checks, per receiver: values received plus values reported lagged equals values
+// sent, lagged == 0 where the ring holds everything; every value seen was sent, exactly once;
+// each sender's values arrive in its program order; all receivers saw one total order.
+// Bounded to about a second under TSan.
+#include "broadcast_support.hpp"
+
 #include <kvbm/broadcast.hpp>
 
 #include <catch2/catch.hpp>
@@ -10,12 +16,18 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
-#include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+#include <version>
+
+#if defined(__cpp_lib_jthread)
+#include <stop_token>
+#endif
 
 namespace bc = kvbm::broadcast;
 using namespace std::chrono_literals;
@@ -55,14 +67,37 @@ struct Log {
     int errors = 0;
 };
 
+struct Options {
+    bool extra_copies = true;  // now and then send through a temporary extra Sender copy
+    bool two_copies = false;   // each producer alternates between two copies of its own
+    bool leave_early = false;  // producers other than the first stop (and drop) halfway
+};
+
+double metric(const bc::Sender<Msg>& tx, std::string_view name) { return kvbm_test::metric(tx, name); }
 template <class T>
-void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sender, std::uint64_t seed) {
-    auto [tx, first] = bc::channel<T>(capacity);
+double metric(const bc::Sender<T>&, std::string_view) {
+    return 0;
+}
+
+template <class T>
+void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sender, std::uint64_t seed,
+         Options opt = {}, double* leases = nullptr) {
+    auto chan = bc::channel<T>(capacity);  // (no structured bindings: clang 14 cannot capture them)
+    auto& tx = chan.first;
+    auto& first = chan.second;
     std::vector<bc::Receiver<T>> rxs;
     rxs.push_back(std::move(first));
     for (int i = 1; i < receivers; ++i) {
         rxs.push_back(tx.subscribe());
     }
+    // One Sender per producer, moved into its thread: with one producer there is exactly one
+    // Sender object in the program, so every send takes the sole-sender path.
+    std::vector<bc::Sender<T>> handles;
+    for (int s = 1; s < senders; ++s) {
+        handles.push_back(tx);
+    }
+    handles.insert(handles.begin(), std::move(tx));
+    std::vector<std::uint32_t> sent_by(static_cast<std::size_t>(senders), 0);
     std::vector<Log> logs(static_cast<std::size_t>(receivers));
     std::vector<std::thread> threads;
     for (int i = 0; i < receivers; ++i) {
@@ -71,7 +106,9 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
             auto& log = logs[static_cast<std::size_t>(i)];
             std::mt19937_64 rng(seed + 1000 + static_cast<std::uint64_t>(i));
             std::vector<T> batch;
+#if defined(__cpp_lib_jthread)
             std::stop_source never;
+#endif
             for (;;) {
                 bc::RecvResult<T> r = [&] {
                     switch (rng() % 5) {
@@ -79,8 +116,10 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
                             return rx.try_recv();
                         case 1:
                             return rx.recv_for(std::chrono::microseconds(rng() % 200));
+#if defined(__cpp_lib_jthread)
                         case 2:
                             return rx.recv(never.get_token());
+#endif
                         default:
                             return rx.recv();
                     }
@@ -119,51 +158,70 @@ void run(std::size_t capacity, int senders, int receivers, std::uint32_t per_sen
     }
     std::vector<std::thread> producers;
     std::atomic<int> refused{0};
+    std::atomic<int> leased{0};
     for (int s = 0; s < senders; ++s) {
-        producers.emplace_back([&, s, mine = tx] {
+        producers.emplace_back([&, s, sender = std::move(handles[static_cast<std::size_t>(s)])]() mutable {
             std::mt19937_64 rng(seed + static_cast<std::uint64_t>(s));
-            // Senders come and go: a temporary extra copy now and then moves the channel
-            // between the sole-sender and the locked path when only one thread sends.
-            bc::Sender<T> sender = mine;
-            for (std::uint32_t seq = 0; seq < per_sender; ++seq) {
-                if (rng() % 50 == 0) {
-                    bc::Sender<T> extra = sender;
-                    if (!extra.send(make<T>(static_cast<std::uint32_t>(s), seq)).ok()) {
-                        ++refused;
-                    }
-                    continue;
+            std::optional<bc::Sender<T>> second;
+            if (opt.two_copies) {
+                second.emplace(sender);
+            }
+            const std::uint32_t mine = opt.leave_early && s > 0 ? per_sender / 2 : per_sender;
+            for (std::uint32_t seq = 0; seq < mine; ++seq) {
+                const T value = make<T>(static_cast<std::uint32_t>(s), seq);
+                bool ok = true;
+                if (opt.extra_copies && rng() % 50 == 0) {
+                    bc::Sender<T> extra = sender;  // a temporary copy: the path switches
+                    ok = extra.send(value).ok();
+                } else if (second && seq % 2 == 1) {
+                    ok = second->send(value).ok();
+                } else {
+                    ok = sender.send(value).ok();
                 }
-                if (!sender.send(make<T>(static_cast<std::uint32_t>(s), seq)).ok()) {
+                if (!ok) {
                     ++refused;
                 }
                 if (rng() % 32 == 0) {
                     std::this_thread::yield();
                 }
             }
+            sent_by[static_cast<std::size_t>(s)] = mine;
+            if (s == 0 && metric(sender, "kvbm_broadcast_writer_leases_total") > 0) {
+                leased = 1;
+            }
         });
     }
-    { auto gone = std::move(tx); }  // each producer holds its own copy
     for (auto& p : producers) {
         p.join();
     }
     for (auto& t : threads) {
         t.join();
     }
+    if (leases != nullptr) {
+        *leases = leased;
+    }
     REQUIRE(refused == 0);
 
-    const std::uint64_t sent = std::uint64_t{per_sender} * static_cast<std::uint64_t>(senders);
+    std::uint64_t sent = 0;
+    for (const std::uint32_t n : sent_by) {
+        sent += n;
+    }
     std::unordered_map<std::uint64_t, std::size_t> order;  // key -> index in receiver 0's log
     for (std::size_t i = 0; i < logs.size(); ++i) {
         const Log& log = logs[i];
-        CAPTURE(i, log.keys.size(), log.lagged);
+        CAPTURE(i, log.keys.size(), log.lagged, sent, capacity);
         REQUIRE(log.errors == 0);
         REQUIRE(log.keys.size() + log.lagged == sent);
-        // Per sender: strictly increasing sequence numbers.
+        if (capacity >= sent) {
+            REQUIRE(log.lagged == 0);  // the ring held everything: nothing may be reported lost
+        }
+        // Per sender: strictly increasing sequence numbers (so no value twice), each one sent.
         std::vector<std::int64_t> last(static_cast<std::size_t>(senders), -1);
         for (const std::uint64_t k : log.keys) {
             const auto s = static_cast<std::size_t>(k >> 32);
             const auto seq = static_cast<std::int64_t>(k & 0xffffffffU);
             REQUIRE(s < last.size());
+            REQUIRE(seq < static_cast<std::int64_t>(sent_by[s]));
             REQUIRE(seq > last[s]);
             last[s] = seq;
         }
@@ -195,9 +253,30 @@ TEST_CASE("stress: trivially copyable values", "[broadcast][stress]") {
     }
 }
 
-TEST_CASE("stress: one sender (no lock)", "[broadcast][stress]") {
-    run<Msg>(4, 1, 3, 50000, 7);
-    run<Msg>(1 << 16, 1, 3, 50000, 8);
+TEST_CASE("stress: the sole sender (no lock), receivers racing the overwrite", "[broadcast][stress]") {
+    const Options sole{false, false, false};  // one Sender object in the program, never copied
+    run<Msg>(4, 1, 3, 50000, 7, sole);        // capacity far below the values sent: lag
+    run<Msg>(2, 1, 4, 30000, 9, sole);
+    run<Msg>(1 << 16, 1, 3, 50000, 8, sole);  // no lag possible: asserted
+}
+
+TEST_CASE("stress: two senders, one leaves mid-stream (the survivor turns lock-free)", "[broadcast][stress]") {
+    const Options leave{false, false, true};
+    run<Msg>(4, 2, 3, 40000, 21, leave);
+    run<Msg>(1 << 16, 2, 3, 40000, 22, leave);
+    run<BoxedMsg>(4, 2, 3, 2000, 23, leave);
+}
+
+TEST_CASE("stress: one thread, two Sender copies (the writer lease), another thread taking it", "[broadcast][stress]") {
+    // Alone, a thread sending through two copies is granted the lease...
+    double leases = 0;
+    run<Msg>(4, 1, 3, 20000, 31, Options{false, true, false}, &leases);
+    REQUIRE(leases == 1);
+    run<Msg>(1 << 16, 1, 2, 20000, 32, Options{false, true, false}, &leases);
+    REQUIRE(leases == 1);
+    // ...and with two such threads (and extra copies) the lease is revoked and regranted.
+    run<Msg>(8, 2, 3, 20000, 33, Options{true, true, false});
+    run<Msg>(1 << 16, 2, 2, 20000, 34, Options{true, true, true});
 }
 
 TEST_CASE("stress: non-trivially-copyable values", "[broadcast][stress]") {

@@ -57,21 +57,29 @@ bool published_remove_of(PublishLog& log, const PositionalLineageHash& h) {  // 
 }
 
 // Registers and releases a hash nobody else uses, then waits until its Remove is
-// published. Remove comes only from the stream (recovery only creates), and it is the
-// last event sent, so afterwards the worker has taken every event sent before. With a long
-// window the Remove batch is pushed out by a kind switch: a second fresh hash is registered
-// and returned (keep it alive, and leave it out of the comparison: its Create may still be
-// pending, or may have been published by a recovery that ran after it was registered).
+// published. Remove comes only from the stream (a resync only creates), and it is the last
+// event sent, so afterwards the worker has taken every event sent before. A resync that is
+// pending (spaced by its backoff) skips the events it will cover, the sentinel's too: then
+// another sentinel is tried (the producers are quiet, so one goes through once the resync
+// is done). With a long window the Remove batch is pushed out by a kind switch: a second
+// fresh hash is registered and returned (keep it alive, and leave it out of the comparison:
+// its Create may still be pending, or may have been published by a resync that ran after
+// it was registered).
 std::optional<BlockRegistrationHandle<>> sync_through(const BlockRegistry<>& registry, PublishLog& log,
                                                       std::uint64_t variant, bool kind_switch = false) {
-    const auto sentinel = hash_at(16, 1000 + variant);  // position 16: every policy here emits it
-    { auto s = registry.register_hash(sentinel); }
-    std::optional<BlockRegistrationHandle<>> pusher;
-    if (kind_switch) {
-        pusher = registry.register_hash(hash_at(16, 2000 + variant));
+    for (std::uint64_t attempt = 0; attempt < 60; ++attempt) {
+        const auto sentinel = hash_at(16, 1000 + variant * 100 + attempt);  // position 16: every policy emits it
+        { auto s = registry.register_hash(sentinel); }
+        std::optional<BlockRegistrationHandle<>> pusher;
+        if (kind_switch) {
+            pusher = registry.register_hash(hash_at(16, 20000 + variant * 100 + attempt));
+        }
+        if (log.wait_until([&] { return published_remove_of(log, sentinel); }, 2s)) {
+            return pusher;
+        }
     }
-    REQUIRE(log.wait_until([&] { return published_remove_of(log, sentinel); }, 60s));
-    return pusher;
+    FAIL("no sentinel's Remove was published");
+    return std::nullopt;
 }
 
 std::set<kvbm::Uint128> truth(const BlockRegistry<>& registry, const kvbm::AnyEmissionPolicy<>& policy) {

@@ -8,8 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
+#include <type_traits>
 
 using kvbm::BatchingConfig;
 using kvbm::BlockRegistry;
@@ -95,4 +99,94 @@ TEST_CASE("a transport held by std::ref, a raw pointer or a unique_ptr", "[publi
         auto log = std::make_shared<PublishLog>();
         run_through(std::make_unique<Pinned>(log), log);
     }
+}
+
+// AnyPublisher: a class keeps `EventsPublisher<>` as a member without naming its transport.
+
+namespace {
+struct Worker {
+    std::shared_ptr<EventsManager<>> manager = std::make_shared<EventsManager<>>();
+    kvbm::EventsPublisher<> events;  // = EventsPublisher<kvbm::AnyPublisher>
+    Worker(kvbm::AnyPublisher transport, kvbm::InstanceId id) : events(*manager, std::move(transport), id) {}
+};
+}  // namespace
+
+TEST_CASE("EventsPublisher<> holds any transport handle and forwards resync requests", "[publisher][any]") {
+    static_assert(std::is_same_v<EventsPublisher<>::publisher_type, kvbm::AnyPublisher>);
+    static_assert(kvbm::ResyncSignalling<kvbm::AnyPublisher>);
+    auto log = std::make_shared<PublishLog>();
+    auto transport = std::make_shared<kvbm_test::SignallingPublisher>(log);
+    {
+        Worker w(transport, kvbm::InstanceId{3U});  // shared: the worker may outlive `w`
+        auto block = w.manager->announce(hash_at(2));
+        REQUIRE(log->wait_until([&] { return !log->calls.empty(); }));
+        {
+            std::lock_guard lock(log->mutex);
+            log->resync_request = true;
+        }
+        // The AnyPublisher forwarded take_resync_request: a resync (Shutdown, Create) follows.
+        REQUIRE(log->wait_until([&] {
+            return std::count_if(log->calls.begin(), log->calls.end(),
+                                 [](const kvbm_test::Call& c) {
+                                     return !c.is_flush && c.message.events.kind == kvbm::BatchKind::shutdown;
+                                 }) == 1 &&
+                   !log->calls.back().is_flush && log->calls.back().message.events.kind == kvbm::BatchKind::create;
+        }));
+        CHECK(w.events.stop());
+        CHECK(w.events.metrics().resyncs_for_hub_connect == 1);
+    }
+    // A transport without the concept: AnyPublisher answers false.
+    kvbm::AnyPublisher plain(RecordingPublisher{log});
+    CHECK_FALSE(plain.take_resync_request());
+    Pinned pinned(log);
+    kvbm::AnyPublisher borrowed(std::ref(pinned));  // borrowed: `pinned` outlives every use
+    CHECK(borrowed.publish("s", {}).ok());          // the call reaches Pinned
+    CHECK(pinned.published == 1);
+}
+
+TEST_CASE("for_each_metric names every publisher and manager counter once, with its value", "[publisher][metrics]") {
+    auto log = std::make_shared<PublishLog>();
+    log->fail_next_publishes = 1;
+    auto manager = std::make_shared<EventsManager<>>();
+    EventsPublisherSettings<> settings;
+    settings.batching = BatchingConfig{1ms, 16};
+    EventsPublisher publisher(*manager, RecordingPublisher(log), kvbm::InstanceId{4U}, settings);
+    auto a = manager->announce(hash_at(1));
+    REQUIRE(log->wait_until([&] { return log->calls.size() >= 2; }));  // resync after the failure
+    auto b = manager->announce(hash_at(2));
+    CHECK(publisher.stop());
+    std::map<std::string, double> series;
+    std::map<std::string, kvbm::MetricKind> kinds;
+    const auto collect = [&](const kvbm::Metric& m) {
+        std::string key(m.name);
+        for (const auto& l : m.labels) {
+            key += "{" + std::string(l.name) + "=" + std::string(l.value) + "}";
+        }
+        CHECK(series.emplace(key, m.value).second);  // each series once
+        CHECK_FALSE(m.help.empty());
+        CHECK((m.kind == kvbm::MetricKind::counter) == (m.name.size() > 6 && m.name.ends_with("_total")));
+        kinds[key] = m.kind;
+    };
+    publisher.for_each_metric(collect);
+    static_assert(kvbm::MetricSource<EventsPublisher<RecordingPublisher>>);
+    static_assert(kvbm::MetricSource<EventsManager<>>);
+    const auto m = publisher.metrics();
+    CHECK(series.at("kvbm_publisher_events_in_total") == static_cast<double>(m.events_in));
+    CHECK(series.at("kvbm_publisher_events_total{outcome=published}") == static_cast<double>(m.events_published));
+    CHECK(series.at("kvbm_publisher_events_total{outcome=dropped}") == static_cast<double>(m.events_dropped));
+    CHECK(series.at("kvbm_publisher_publish_failures_total") == 1);
+    CHECK(series.at("kvbm_publisher_resync_requests_total{reason=publish_failure}") == 1);
+    CHECK(series.at("kvbm_publisher_resyncs_total") == static_cast<double>(m.recoveries));
+    CHECK(series.at("kvbm_publisher_resync_pending") == 0);
+    CHECK(series.at("kvbm_publisher_batches_total") == static_cast<double>(m.batches_published));
+    for (const auto& [name, value] : series) {
+        CHECK(name.rfind("kvbm_publisher_", 0) == 0);
+    }
+    series.clear();
+    manager->for_each_metric(collect);
+    CHECK(series.at("kvbm_manager_announced_blocks") == 2);
+    CHECK(series.at("kvbm_manager_subscribers") == 1);  // the publisher's subscription
+    CHECK(series.at("kvbm_manager_channel_capacity") == 1024);
+    CHECK(series.at("kvbm_manager_lagged_events_total") == 0);
+    CHECK(series.size() == 5);
 }

@@ -87,9 +87,10 @@ TEST_CASE("the destructor stops gracefully too", "[publisher]") {
     CHECK(calls[3].is_flush);
 }
 
-TEST_CASE("publish failures are counted, reported and never fatal", "[publisher]") {
+TEST_CASE("a failed batch is counted, reported and answered with a resync", "[publisher][resync]") {
+    // By construction: the worker is held inside the publish of batch (0, 1) while 2, 3, 4
+    // are registered; then that publish fails.
     auto log = std::make_shared<PublishLog>();
-    log->fail_next_publishes = 1;
     log->fail_flush = true;
     auto manager = std::make_shared<EventsManager<>>();
     const BlockRegistry<> registry(manager);
@@ -98,30 +99,53 @@ TEST_CASE("publish failures are counted, reported and never fatal", "[publisher]
     settings.batching.max_batch_size = 2;
     settings.on_error = [&errors](std::string_view e) { errors.emplace_back(e); };
     EventsPublisher publisher(*manager, registry, RecordingPublisher(log), instance, settings);
+    log->set_gate(false);
     std::vector<BlockRegistrationHandle<>> handles;
-    for (std::uint64_t pos = 0; pos < 5; ++pos) {
+    handles.push_back(registry.register_hash(hash_at(0)));
+    handles.push_back(registry.register_hash(hash_at(1)));
+    REQUIRE(log->wait_until([&] { return log->waiting_at_gate == 1; }));
+    for (std::uint64_t pos = 2; pos < 5; ++pos) {
         handles.push_back(registry.register_hash(hash_at(pos)));
     }
-    CHECK(publisher.stop());
+    {
+        std::lock_guard lock(log->mutex);
+        log->fail_next_publishes = 1;
+        log->gate_open = true;
+    }
+    log->changed.notify_all();
+    // The resync re-announces all five; then 2, 3, 4 come from the stream again (harmless).
+    REQUIRE(log->wait_until([&] { return log->calls.size() >= 5; }));
+    const auto stopped = publisher.stop();
+    CHECK(stopped.finished);
+    CHECK(stopped.shutdown_sent);
+    CHECK_FALSE(stopped.flushed);  // the flush failed
+    CHECK_FALSE(stopped.ok());
     const auto calls = log->snapshot();
-    // The first batch (0, 1) failed; the rest went through.
-    REQUIRE(calls.size() == 4);
-    CHECK(calls[0].message.events == KvCacheEvents<>::create({hash_at(2), hash_at(3)}));
-    CHECK(calls[1].message.events == KvCacheEvents<>::create({hash_at(4)}));
-    CHECK(is_shutdown(calls[2]));
-    CHECK(calls[3].is_flush);
+    REQUIRE(calls.size() == 8);
+    CHECK(is_shutdown(calls[0]));
+    CHECK(calls[1].message.events == KvCacheEvents<>::create({hash_at(0), hash_at(1)}));
+    CHECK(calls[2].message.events == KvCacheEvents<>::create({hash_at(2), hash_at(3)}));
+    CHECK(calls[3].message.events == KvCacheEvents<>::create({hash_at(4)}));
+    CHECK(calls[4].message.events == KvCacheEvents<>::create({hash_at(2), hash_at(3)}));
+    CHECK(calls[5].message.events == KvCacheEvents<>::create({hash_at(4)}));
+    CHECK(is_shutdown(calls[6]));
+    CHECK(calls[7].is_flush);
     const auto m = publisher.metrics();
     CHECK(m.publish_errors == 1);
     CHECK(m.flush_errors == 1);
     CHECK(m.events_in == 5);
     CHECK(m.events_published == 3);
     CHECK(m.events_dropped == 2);
+    CHECK(m.recoveries == 1);
+    CHECK(m.resyncs_for_publish_failure == 1);
+    CHECK(m.events_reannounced == 5);
+    CHECK(m.resync_pending == 0);
     REQUIRE(errors.size() == 2);
     CHECK_THAT(errors[0], Catch::Contains("publish of Create batch to 'kvbm.events' failed: injected failure"));
     CHECK_THAT(errors[1], Catch::Contains("flush failed: injected flush failure"));
 }
 
-TEST_CASE("a transport that throws is a publish failure, not the end of the worker", "[publisher]") {
+TEST_CASE("a transport that throws is a publish failure, not the end of the worker", "[publisher][resync]") {
     auto log = std::make_shared<PublishLog>();
     log->throw_on_publish = true;
     auto manager = std::make_shared<EventsManager<>>();
@@ -131,18 +155,28 @@ TEST_CASE("a transport that throws is a publish failure, not the end of the work
     settings.on_error = log->on_error();
     EventsPublisher publisher(*manager, registry, RecordingPublisher(log), instance, settings);
     auto a = registry.register_hash(hash_at(1));
-    REQUIRE(log->wait_until([&] { return log->errors_reported >= 1; }));
+    // The batch and then the resync's Shutdown fail (the resync is retried with backoff).
+    REQUIRE(log->wait_until([&] { return log->errors_reported >= 2; }));
     {
         std::lock_guard lock(log->mutex);
         log->throw_on_publish = false;
     }
     auto b = registry.register_hash(hash_at(2));
-    REQUIRE(log->wait_until([&] { return !log->calls.empty(); }));
+    const auto hub_has_both = [&] {
+        kvbm_test::ModelHub hub{instance, {}};
+        for (const auto& c : log->calls) {
+            if (!c.is_flush) {
+                hub.apply(c.message);
+            }
+        }
+        return hub.held == kvbm_test::raw_set({hash_at(1), hash_at(2)});
+    };
+    REQUIRE(log->wait_until(hub_has_both));
     CHECK(publisher.stop());
-    const auto calls = log->snapshot();
-    REQUIRE(calls.size() == 3);
-    CHECK(calls[0].message.events == KvCacheEvents<>::create({hash_at(2)}));
-    CHECK(publisher.metrics().publish_errors == 1);
+    const auto m = publisher.metrics();
+    CHECK(m.publish_errors >= 2);
+    CHECK(m.resync_failures >= 1);
+    CHECK(m.recoveries >= 1);
 }
 
 TEST_CASE("stop waits a bounded time for a transport that is stuck", "[publisher]") {

@@ -158,7 +158,7 @@ int main() {
 
     // Stopping publishes Shutdown: the hub forgets this worker.
     pool.reset();
-    const bool stopped = publisher.stop();
+    const bool stopped = publisher.stop().ok();  // Shutdown delivered to the transport and flushed
     const auto gone = std::chrono::steady_clock::now() + 10s;
     while (!index.empty() && std::chrono::steady_clock::now() < gone) {
         std::this_thread::sleep_for(5ms);

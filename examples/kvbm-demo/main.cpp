@@ -1,14 +1,16 @@
 // kvbm-demo: the whole path from "block registered" to "router knows which worker holds
 // it", checked as it runs.
 //
-//   kvbm-demo [all] [options]   hub and W workers in one process, over ZeroMQ on loopback
-//   kvbm-demo hub [--bind tcp://*:5557] [--query-bind tcp://*:5558] [--duration S]
-//   kvbm-demo worker --hub tcp://HOST:5557 [--query tcp://HOST:5558] [options]
+//   kvbm-demo [all] [options]   hub and W workers in one process, over loopback
+//   kvbm-demo hub [--http 127.0.0.1:1337] [--bind tcp://*:5557] [--duration S]
+//   kvbm-demo worker --hub-url http://HOST:1337 [options]
 //
-// Workers are KV cache managers (block budget, LRU eviction) serving chat traffic whose
-// prompts share prefixes; each publishes its block events through kvbm's pipeline to the
-// hub. A router asks the hub, for each request, which worker holds the deepest prefix and
-// routes there. At quiescent points the hub's view is compared with the union of the
+// The hub is kvbm-hub's server (the same code as the kvbm-hub service). Workers are KV cache
+// managers (block budget, LRU eviction) serving chat traffic whose prompts share prefixes;
+// each joins the hub with kvbm::HubClient (registration, lease, ZeroMQ) and publishes its
+// block events through kvbm's pipeline. A router asks the hub over HTTP (POST
+// /v1/features/indexer/query, the Rust hub's API), for each request, which worker holds the
+// deepest prefix and routes there. At quiescent points the hub's view is compared with the union of the
 // workers' registries; after a graceful stop the hub must be empty and every published
 // batch applied. The last line printed is one JSON object; the exit code is 1 when a check
 // failed.
@@ -53,20 +55,10 @@ struct Options {
     std::size_t check_every = 5000;
     std::uint64_t seed = 42;
     std::string bind = "tcp://*:5557";
-    std::string query_bind;  // default: the --bind port + 1
-    std::string hub;         // worker mode: the hub's event endpoint
-    std::string query;       // worker mode: the hub's query endpoint (default: port + 1)
-    double duration = 0;     // hub mode: seconds (0: until SIGINT/SIGTERM)
+    std::string http = "127.0.0.1:1337";  // hub mode: the HTTP listener
+    std::string hub_url;                  // worker mode: the hub's HTTP API
+    double duration = 0;                  // hub mode: seconds (0: until SIGINT/SIGTERM)
 };
-
-/// "tcp://host:5557" -> "tcp://host:5558".
-std::string next_port(const std::string& endpoint) {
-    const auto colon = endpoint.rfind(':');
-    if (colon == std::string::npos || endpoint.compare(0, 6, "tcp://") != 0) {
-        throw std::invalid_argument("cannot derive a query endpoint from " + endpoint + ": give it explicitly");
-    }
-    return endpoint.substr(0, colon + 1) + std::to_string(std::stoul(endpoint.substr(colon + 1)) + 1);
-}
 
 /// Unsigned decimal integers only: CLI11's own conversion also reads 0x.. and octal.
 const CLI::Validator decimal(
@@ -100,13 +92,12 @@ Options parse(int argc, char** argv) {
     app.add_option("--seed", o.seed, "Workload seed")->check(decimal)->group(workload);
 
     const std::string hub = "Hub (mode hub)";
-    app.add_option("--bind", o.bind, "Events endpoint to bind")->group(hub);
-    app.add_option("--query-bind", o.query_bind, "Query endpoint to bind (default: the --bind port + 1)")->group(hub);
+    app.add_option("--bind", o.bind, "Events (ZeroMQ) endpoint to bind")->group(hub);
+    app.add_option("--http", o.http, "HTTP listener, HOST:PORT (port 0 picks one)")->group(hub);
     app.add_option("--duration", o.duration, "Seconds to run (0: until SIGINT/SIGTERM)")->group(hub);
 
     const std::string worker = "Worker (mode worker)";
-    app.add_option("--hub", o.hub, "The hub's events endpoint, tcp://HOST:PORT (required)")->group(worker);
-    app.add_option("--query", o.query, "The hub's query endpoint (default: the --hub port + 1)")->group(worker);
+    app.add_option("--hub-url", o.hub_url, "The hub's HTTP API, http://HOST:PORT (required)")->group(worker);
 
     try {
         app.parse(argc, argv);
@@ -130,8 +121,8 @@ Options parse(int argc, char** argv) {
     if (o.budget < o.max_seq_len / o.block_size) {
         throw std::invalid_argument("--budget must hold at least one full sequence (max-seq-len / block-size blocks)");
     }
-    if (o.mode == "worker" && o.hub.empty()) {
-        throw std::invalid_argument("worker mode needs --hub tcp://HOST:PORT");
+    if (o.mode == "worker" && o.hub_url.empty()) {
+        throw std::invalid_argument("worker mode needs --hub-url http://HOST:PORT");
     }
     return o;
 }
@@ -168,7 +159,7 @@ struct Totals {
 
 /// Waits until every worker's events are published and applied by the hub, then compares
 /// the hub's view with each worker's registry. Returns the number of differences.
-std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient& hub, Totals& totals) {
+std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubHttp& hub, Totals& totals) {
     ++totals.checks;
     bool settled = true;
     for (auto& w : workers) {
@@ -176,10 +167,9 @@ std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient&
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (true) {
-        const auto stats = hub.stats();
         bool applied = true;
         for (auto& w : workers) {
-            applied = applied && stats.applied(w->id()) >= w->metrics().batches_published;
+            applied = applied && hub.applied(w->id()) >= w->metrics().batches_published;
         }
         if (applied) {
             break;
@@ -192,10 +182,11 @@ std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient&
     }
     totals.unsettled += settled ? 0 : 1;
     std::uint64_t diff = 0;
+    const auto at_hub = hub.holdings();
     for (auto& w : workers) {
-        const auto at_hub = hub.holdings(w->id());
         const auto local = w->registered_hashes();
-        const std::set<Hash> a(at_hub.begin(), at_hub.end());
+        const auto held = at_hub.find(w->id());
+        const std::set<Hash> a = held == at_hub.end() ? std::set<Hash>{} : held->second;
         const std::set<Hash> b(local.begin(), local.end());
         for (const auto& h : a) {
             diff += b.contains(h) ? 0U : 1U;
@@ -208,17 +199,18 @@ std::uint64_t check(std::vector<std::unique_ptr<SimWorker>>& workers, HubClient&
     return diff;
 }
 
-/// Workers and router against a hub at `events_ep` / `query_ep`. Returns the exit code.
-int run_workers(const Options& o, const std::string& events_ep, const std::string& query_ep, bool own_hub) {
-    HubClient hub(query_ep);
+/// Workers and router against the hub at `hub_url`. Returns the exit code.
+int run_workers(const Options& o, const std::string& hub_url, bool own_hub) {
+    HubHttp hub(hub_url);
     std::vector<std::unique_ptr<SimWorker>> workers;
     std::map<kvbm::InstanceId, std::size_t> by_id;
     for (std::size_t i = 0; i < o.workers; ++i) {
-        workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), events_ep, WorkerConfig{o.budget}));
+        workers.push_back(std::make_unique<SimWorker>(i, random_instance_id(), hub_url, o.block_size, o.max_seq_len,
+                                                      WorkerConfig{o.budget}));
         by_id[workers.back()->id()] = i;
     }
     std::printf("kvbm-demo: %zu workers (budget %zu blocks each), %zu requests, %zu-token blocks, hub %s\n", o.workers,
-                o.budget, o.requests, o.block_size, events_ep.c_str());
+                o.budget, o.requests, o.block_size, hub_url.c_str());
     Workload workload({o.system_prompts, o.users, o.max_seq_len, o.seed});
     Totals totals;
     const auto t0 = std::chrono::steady_clock::now();
@@ -302,7 +294,7 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
         final_stats = hub.stats();
         lost = 0;
         for (auto& w : workers) {
-            const std::uint64_t applied = final_stats.applied(w->id());
+            const std::uint64_t applied = hub.applied(w->id());
             const std::uint64_t published = w->metrics().batches_published;
             lost += published > applied ? published - applied : 0;
         }
@@ -372,15 +364,37 @@ int run_workers(const Options& o, const std::string& events_ep, const std::strin
     return ok ? 0 : 1;
 }
 
+kvbm_hub::HubOptions hub_options(const Options& o, const std::string& http, const std::string& bind) {
+    kvbm_hub::HubOptions h;
+    const auto colon = http.rfind(':');
+    if (colon == std::string::npos) {
+        throw std::invalid_argument("--http: expected HOST:PORT, got " + http);
+    }
+    h.http_host = http.substr(0, colon);
+    h.http_port = std::stoi(http.substr(colon + 1));
+    h.zmq_bind = bind;
+    h.block_size = o.block_size;
+    h.max_seq_len = o.max_seq_len;
+    h.http_threads = 4;
+    return h;
+}
+
 int run_hub(const Options& o) {
-    const std::string query_bind = o.query_bind.empty() ? next_port(o.bind) : o.query_bind;
-    DemoHub hub(o.max_seq_len, o.block_size, o.bind, query_bind);
+    kvbm_hub::HubServer hub(hub_options(o, o.http, o.bind));
+    HubHttp client(hub.http_url());
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    std::printf("kvbm-demo hub: events %s, queries %s\n", hub.events_endpoint().c_str(), hub.query_endpoint().c_str());
+    std::printf("kvbm-demo hub: http %s, events %s\n", hub.http_url().c_str(), hub.zmq_endpoint().c_str());
     std::fflush(stdout);
     const auto t0 = std::chrono::steady_clock::now();
     auto last_print = t0;
+    const auto json = [](const HubStats& s) {
+        return nlohmann::json{{"entries", s.entries},
+                              {"batches_applied", s.batches_applied},
+                              {"events_applied", s.events_applied},
+                              {"rejected", s.rejected},
+                              {"instances", s.instances}};
+    };
     while (!g_interrupted.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         const auto now = std::chrono::steady_clock::now();
@@ -389,15 +403,16 @@ int run_hub(const Options& o) {
         }
         if (now - last_print >= std::chrono::seconds(1)) {
             last_print = now;
-            const auto s = hub.stats();
-            std::printf("hub: %llu batches, %llu events applied, %llu entries, %llu rejected, %zu instances seen\n",
-                        static_cast<unsigned long long>(s.batches_applied),
-                        static_cast<unsigned long long>(s.events_applied), static_cast<unsigned long long>(s.entries),
-                        static_cast<unsigned long long>(s.rejected), s.applied_by_instance.size());
+            const auto s = client.stats();
+            std::printf(
+                "hub: %llu batches, %llu events applied, %llu entries, %llu rejected, %llu instances registered\n",
+                static_cast<unsigned long long>(s.batches_applied), static_cast<unsigned long long>(s.events_applied),
+                static_cast<unsigned long long>(s.entries), static_cast<unsigned long long>(s.rejected),
+                static_cast<unsigned long long>(s.instances));
             std::fflush(stdout);
         }
     }
-    std::cout << DemoHub::to_json(hub.stats()).dump() << std::endl;
+    std::cout << json(client.stats()).dump() << std::endl;
     return 0;
 }
 
@@ -412,10 +427,10 @@ int main(int argc, char** argv) {
             return run_hub(o);
         }
         if (o.mode == "worker") {
-            return run_workers(o, o.hub, o.query.empty() ? next_port(o.hub) : o.query, false);
+            return run_workers(o, o.hub_url, false);
         }
-        DemoHub hub(o.max_seq_len, o.block_size, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
-        return run_workers(o, hub.events_endpoint(), hub.query_endpoint(), true);
+        kvbm_hub::HubServer hub(hub_options(o, "127.0.0.1:0", "tcp://127.0.0.1:0"));
+        return run_workers(o, hub.http_url(), true);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';
         return 2;

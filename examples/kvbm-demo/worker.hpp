@@ -1,12 +1,14 @@
 // kvbm-demo's worker: a KV cache manager with a block budget and LRU eviction, wired to
 // kvbm's pipeline exactly as an inference engine would be: BlockRegistry -> EventsManager
 // (Create on registration, Remove when the last handle goes) -> EventsPublisher (batches,
-// MessagePack) -> ZmqPublisher (to the hub).
+// MessagePack) -> HubClient (registered with the hub, its lease kept alive, ZeroMQ to the
+// endpoint the hub advertises).
 #pragma once
 
 #include "hub_service.hpp"
 
 #include <kvbm/events_publisher.hpp>
+#include <kvbm/hub_client.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
 #include <kvbm/zmq_publisher.hpp>
@@ -40,19 +42,18 @@ class SimWorker {
 public:
     using Handle = kvbm::BlockRegistrationHandle<Hash>;
 
-    /// Connects to the hub and waits (bounded) until it is subscribed, so that nothing
-    /// published is lost to ZeroMQ's slow-joiner gap.
-    SimWorker(std::size_t index, kvbm::InstanceId id, const std::string& hub_endpoint, WorkerConfig cfg)
+    /// Joins the hub at `hub_url` (kvbm::HubClient: probes /config, registers, connects and
+    /// waits until the hub is subscribed, so nothing published is lost to ZeroMQ's
+    /// slow-joiner gap).
+    SimWorker(std::size_t index, kvbm::InstanceId id, const std::string& hub_url, std::uint64_t block_size,
+              std::uint64_t max_seq_len, WorkerConfig cfg)
         : m_index(index),
           m_id(id),
           m_cfg(cfg),
-          m_transport(std::make_shared<kvbm::ZmqPublisher>(hub_endpoint)),
+          m_transport(std::make_shared<kvbm::HubClient>(hub_url, client_options(id, block_size, max_seq_len))),
           m_manager(std::make_shared<kvbm::EventsManager<Hash>>()),
           m_registry(m_manager) {
-        if (!m_transport->wait_connected(std::chrono::seconds(10))) {
-            throw std::runtime_error("worker " + std::to_string(index) + ": no hub subscribed at " + hub_endpoint);
-        }
-        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>>(
+        m_publisher = std::make_unique<kvbm::EventsPublisher<std::shared_ptr<kvbm::HubClient>, Hash>>(
             *m_manager, m_registry, m_transport, id);
     }
 
@@ -72,7 +73,7 @@ public:
     [[nodiscard]] std::uint64_t creates() const noexcept { return m_creates; }
     [[nodiscard]] std::uint64_t removes() const noexcept { return m_removes; }
     [[nodiscard]] kvbm::EventsPublisherMetrics metrics() const { return m_publisher->metrics(); }
-    [[nodiscard]] std::uint64_t transport_dropped() const noexcept { return m_transport->dropped(); }
+    [[nodiscard]] std::uint64_t transport_dropped() const noexcept { return m_transport->publisher().dropped(); }
 
     /// Serves a request: counts the prompt's cached prefix, then makes every block of the
     /// sequence after the reply (`blocks`, prompt blocks first) resident, most recent, and
@@ -116,7 +117,7 @@ public:
         while (true) {
             const auto m = m_publisher->metrics();
             if (m.events_in + m.lag_events == m_creates + m_removes &&
-                m.events_published + m.events_dropped == m.events_in) {
+                m.events_published + m.events_dropped == m.events_in && m.resync_pending == 0) {
                 return true;
             }
             if (std::chrono::steady_clock::now() > deadline) {
@@ -132,7 +133,7 @@ public:
             return true;
         }
         m_stopped = true;
-        return m_publisher->stop();
+        return m_publisher->stop().ok();
     }
 
 private:
@@ -144,10 +145,19 @@ private:
     std::size_t m_index;
     kvbm::InstanceId m_id;
     WorkerConfig m_cfg;
-    std::shared_ptr<kvbm::ZmqPublisher> m_transport;
+    static kvbm::HubClientOptions client_options(kvbm::InstanceId id, std::uint64_t block_size,
+                                                 std::uint64_t max_seq_len) {
+        kvbm::HubClientOptions o;
+        o.instance_id = id;
+        o.block_size = block_size;
+        o.max_seq_len = max_seq_len;
+        return o;
+    }
+
+    std::shared_ptr<kvbm::HubClient> m_transport;
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
-    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::ZmqPublisher>, Hash>> m_publisher;
+    std::unique_ptr<kvbm::EventsPublisher<std::shared_ptr<kvbm::HubClient>, Hash>> m_publisher;
     std::list<Hash> m_lru;                    // most recent first
     std::unordered_map<Hash, Entry> m_cache;  // after m_lru: destroyed first
     std::uint64_t m_served = 0;

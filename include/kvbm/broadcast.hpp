@@ -37,7 +37,10 @@
 #pragma once
 
 #include <kvbm/config.hpp>
-#include <kvbm/detail/platform.hpp>
+#include <kvbm/detail/broadcast_fence.hpp>
+#include <kvbm/detail/broadcast_lock_word.hpp>
+#include <kvbm/detail/broadcast_slot.hpp>
+#include <kvbm/detail/schedule_point.hpp>
 #include <kvbm/metrics.hpp>
 
 #include <algorithm>
@@ -64,29 +67,6 @@
 
 #if defined(__cpp_lib_jthread)
 #include <stop_token>
-#endif
-
-#if defined(__linux__)
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define KVBM_BROADCAST_NOINLINE [[gnu::noinline]]
-// The sole-sender send is a handful of instructions; inlined, the compiler builds the value
-// in registers instead of passing it through memory (where reading back a 24-byte value
-// just stored field by field stalls on store forwarding).
-#define KVBM_BROADCAST_INLINE [[gnu::always_inline]] inline
-#else
-#define KVBM_BROADCAST_NOINLINE
-#define KVBM_BROADCAST_INLINE inline
-#endif
-
-// See detail::broadcast_words_of.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
-#if __has_builtin(__builtin_clear_padding)
-#define KVBM_BROADCAST_CLEAR_PADDING 1
-#endif
 #endif
 
 KVBM_NAMESPACE_BEGIN
@@ -339,542 +319,6 @@ struct [[nodiscard]] DrainResult {
 
 namespace detail {
 
-inline constexpr std::size_t broadcast_cache_line = 64;
-
-// A slot's version word holds the position it was last written for, shifted left by one;
-// the low bit is set while a sender is writing it. Receivers compare the version with their
-// own position (`next << 1`): equal means "your value", below or "being written for you"
-// means "not sent yet", anything above means "overwritten: you lagged". Positions are 64-bit
-// and wrap; differences are taken modulo 2^64 and read as signed, which is exact as long as
-// no receiver is 2^62 values behind (centuries at any realistic rate).
-[[nodiscard]] constexpr std::uint64_t broadcast_published(std::uint64_t pos) noexcept { return pos << 1; }
-[[nodiscard]] constexpr std::uint64_t broadcast_writing(std::uint64_t pos) noexcept { return (pos << 1) | 1U; }
-[[nodiscard]] constexpr std::int64_t broadcast_distance(std::uint64_t version, std::uint64_t next) noexcept {
-    return static_cast<std::int64_t>(version - broadcast_published(next));
-}
-
-/// The expensive half of an asymmetric fence (as in folly and liburcu): makes every running
-/// thread of the process pass a full barrier, so the cheap half can be a compiler barrier.
-/// Linux membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED); elsewhere unavailable, and both halves
-/// are seq_cst fences.
-inline bool broadcast_heavy_barrier_available() noexcept {
-#if defined(__linux__) && defined(SYS_membarrier)
-    static const bool registered = ::syscall(SYS_membarrier, 1 << 4 /* REGISTER_PRIVATE_EXPEDITED */, 0, 0) == 0;
-    return registered;
-#else
-    return false;
-#endif
-}
-
-/// Test hook: the next this-many heavy barriers fail as if membarrier had returned an error.
-inline std::atomic<int> broadcast_heavy_barrier_failures_to_inject{0};
-
-/// Runs the heavy barrier; false if it failed (membarrier returned an error), in which case
-/// the caller must not rely on it.
-[[nodiscard]] inline bool broadcast_heavy_barrier() noexcept {
-    if (KVBM_UNLIKELY(broadcast_heavy_barrier_failures_to_inject.load(std::memory_order_relaxed) > 0) &&
-        broadcast_heavy_barrier_failures_to_inject.fetch_sub(1, std::memory_order_relaxed) > 0) {
-        return false;
-    }
-#if defined(__linux__) && defined(SYS_membarrier)
-    return ::syscall(SYS_membarrier, 1 << 3 /* PRIVATE_EXPEDITED */, 0, 0) == 0;
-#else
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return true;
-#endif
-}
-
-/// A sending thread's record for the writer lease (see BroadcastCore): `busy` is 1 while the
-/// thread writes a slot under a lease. Records are never freed (a channel may still name one
-/// as its lease holder after the thread exited): a thread takes one from a pool on its first
-/// multi-sender send and returns it at exit; the next thread to take it inherits its leases,
-/// which is sound because the pool's mutex orders the old thread's writes before the new
-/// thread's.
-struct alignas(broadcast_cache_line) BroadcastWriter {
-    std::atomic<std::uint32_t> busy{0};
-    BroadcastWriter* next_free = nullptr;  // guarded by the pool's mutex
-};
-
-struct BroadcastWriterPool {
-    std::mutex mutex;
-    BroadcastWriter* free = nullptr;
-
-    /// The process's pool, deliberately never destroyed (records outlive threads).
-    static BroadcastWriterPool& instance() {
-        static auto* pool = new BroadcastWriterPool;
-        return *pool;
-    }
-    BroadcastWriter* take() {
-        std::lock_guard<std::mutex> guard(mutex);
-        if (free == nullptr) {
-            return new BroadcastWriter;
-        }
-        return std::exchange(free, free->next_free);
-    }
-    void give_back(BroadcastWriter* w) noexcept {
-        std::lock_guard<std::mutex> guard(mutex);
-        w->next_free = std::exchange(free, w);
-    }
-};
-
-// The calling thread's record: a constant-initialised pointer (read without a TLS wrapper
-// call on the hot path) and, set up on first use, a holder that returns it at thread exit.
-inline thread_local BroadcastWriter* broadcast_this_writer = nullptr;
-// Set when the thread's record went back to the pool: sends made later by this thread (from
-// thread_local destructors) take the lock and never hold a lease.
-inline thread_local bool broadcast_writer_returned = false;
-
-struct BroadcastWriterHolder {
-    BroadcastWriter* writer = BroadcastWriterPool::instance().take();
-    BroadcastWriterHolder() noexcept = default;
-    BroadcastWriterHolder(const BroadcastWriterHolder&) = delete;
-    BroadcastWriterHolder& operator=(const BroadcastWriterHolder&) = delete;
-    ~BroadcastWriterHolder() {
-        broadcast_this_writer = nullptr;
-        broadcast_writer_returned = true;
-        BroadcastWriterPool::instance().give_back(writer);
-    }
-};
-
-/// The calling thread's record, made on first use; nullptr once the thread is exiting.
-KVBM_BROADCAST_NOINLINE inline BroadcastWriter* broadcast_make_this_writer() {
-    if (broadcast_writer_returned) {
-        return nullptr;
-    }
-    static thread_local BroadcastWriterHolder holder;
-    broadcast_this_writer = holder.writer;
-    return holder.writer;
-}
-
-/// A receiver's position and its links in the channel's list of receivers (guarded by the
-/// channel lock; a moved receiver re-links). `next` is written only by its receiver and read
-/// by Sender::len().
-struct BroadcastCursor {
-    std::atomic<std::uint64_t> next{0};
-    BroadcastCursor* prev = nullptr;
-    BroadcastCursor* after = nullptr;
-
-    /// With the lock held: puts this cursor in the list at the head.
-    void link(BroadcastCursor*& head) noexcept {
-        prev = nullptr;
-        after = head;
-        if (head != nullptr) {
-            head->prev = this;
-        }
-        head = this;
-    }
-    /// With the lock held: takes this cursor out of the list.
-    void unlink(BroadcastCursor*& head) noexcept {
-        (prev != nullptr ? prev->after : head) = after;
-        if (after != nullptr) {
-            after->prev = prev;
-        }
-        prev = after = nullptr;
-    }
-    /// With the lock held: this cursor takes `old`'s place in the list (and its position).
-    void replace(BroadcastCursor& old, BroadcastCursor*& head) noexcept {
-        next.store(old.next.load(std::memory_order_relaxed), std::memory_order_relaxed);
-        prev = std::exchange(old.prev, nullptr);
-        after = std::exchange(old.after, nullptr);
-        (prev != nullptr ? prev->after : head) = this;
-        if (after != nullptr) {
-            after->prev = this;
-        }
-    }
-};
-
-/// The part of a channel that does not depend on T: the lock word, positions, counts and
-/// parking. Members are grouped by who writes them so the hot lines are not shared.
-class BroadcastCore {
-public:
-    static constexpr std::uint32_t locked = 1;     // a sender (or subscribe/drop) holds the lock
-    static constexpr std::uint32_t parked = 2;     // a receiver may be asleep: wake on unlock
-    static constexpr std::uint32_t epoch_one = 4;  // bumped on every wake, so sleepers see a change
-
-    BroadcastCore(std::uint64_t capacity, std::uint64_t first_position) noexcept
-        : m_capacity(capacity), m_mask(capacity - 1), m_tail(first_position) {}
-
-    BroadcastCore(const BroadcastCore&) = delete;
-    BroadcastCore& operator=(const BroadcastCore&) = delete;
-
-    /// Takes the lock; returns the word as locked, to be handed to unlock().
-    [[nodiscard]] std::uint32_t lock() noexcept {
-        std::uint32_t w = m_word.load(std::memory_order_relaxed);
-        while ((w & locked) == 0) {
-            if (m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-                return w | locked;
-            }
-        }
-        return lock_contended();
-    }
-
-    /// Releases the lock with a plain store. While it is held nobody else may change the word
-    /// (receivers only set `parked` on an unlocked word), so `held` tells whether to wake.
-    void unlock(std::uint32_t held) noexcept {
-        if (KVBM_LIKELY((held & parked) == 0)) {
-            m_word.store(held & ~locked, std::memory_order_release);
-            return;
-        }
-        m_word.store((held & ~(locked | parked)) + epoch_one, std::memory_order_release);
-        wake_all();
-    }
-
-    /// After a send made without the lock: wake sleepers if any receiver marked the word.
-    /// Their mark (a CAS) and our version store form a store-load pair: either we see the
-    /// mark or they see the value. The pairing costs us only a compiler barrier when the
-    /// receivers' side runs a process-wide barrier before sleeping (membarrier on Linux).
-    void wake_after_unlocked_send() noexcept {
-        if (KVBM_LIKELY(m_asymmetric.load(std::memory_order_relaxed))) {
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-        } else {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-        }
-        if (KVBM_UNLIKELY((m_word.load(std::memory_order_relaxed) & parked) != 0)) {
-            wake_parked();
-        }
-    }
-
-    /// Unlocking a word marked parked bumps the epoch and wakes the sleepers.
-    KVBM_BROADCAST_NOINLINE void wake_parked() noexcept { unlock(lock()); }
-
-    // The writer lease. The pipeline always has several Senders alive (the manager's, one per
-    // release handle) but usually one thread sending; a locked send costs an atomic
-    // read-modify-write (about 5 ns here, more than the rest of the send). So a thread that
-    // made `m_lease_after` locked sends in a row is granted the lease: while it holds it, its
-    // sends (through any of its Sender copies) write as the sole sender does, with no
-    // read-modify-write: it announces itself in its record's `busy`, checks it still holds the
-    // lease, writes, and clears `busy`. Another sender revokes the lease under the lock: it
-    // clears the holder, runs the heavy barrier, and waits until the holder's `busy` is 0. The
-    // holder's announce-then-check and the revoker's clear-then-wait form a store-load pair
-    // (asymmetric Dekker: the holder pays a compiler barrier, the revoker a membarrier), so
-    // either the holder sees the lease gone or the revoker sees it busy and waits. Each
-    // revocation doubles `m_lease_after` (threads taking turns stop being granted leases);
-    // without membarrier no lease is ever granted.
-
-    /// With the lock held, before writing: takes the lease away from any other thread (`me`
-    /// may be nullptr: a thread without a record).
-    void revoke_lease(const BroadcastWriter* me) noexcept {
-        BroadcastWriter* holder = m_lease.load(std::memory_order_relaxed);
-        if (KVBM_LIKELY(holder == nullptr || holder == me)) {
-            return;
-        }
-        m_lease.store(nullptr, std::memory_order_relaxed);
-        m_lease_after = std::min<std::uint32_t>(m_lease_after * 2, max_lease_after);
-        m_revocations.fetch_add(1, std::memory_order_relaxed);
-        if (KVBM_UNLIKELY(!broadcast_heavy_barrier())) {
-            // Cannot happen once membarrier registered; if it does: fences from now on, and
-            // a grace period far longer than any store buffer holds a store.
-            m_asymmetric.store(false, std::memory_order_seq_cst);
-            m_degraded.store(true, std::memory_order_seq_cst);
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            std::this_thread::sleep_for(degraded_sleep);
-        }
-        for (unsigned spins = 0; holder->busy.load(std::memory_order_acquire) != 0; ++spins) {
-            if (spins < 64) {
-                cpu_relax();
-            } else {
-                std::this_thread::yield();  // the holder was preempted mid-write
-            }
-        }
-    }
-
-    /// With the lock held, after a locked send by `me`: counts its run and grants the lease
-    /// once the run is long enough.
-    void note_locked_send(BroadcastWriter* me) noexcept {
-        if (m_last_writer != me) {
-            m_last_writer = me;
-            m_run = 0;
-            return;
-        }
-        if (++m_run >= m_lease_after && m_asymmetric.load(std::memory_order_relaxed) &&
-            m_lease.load(std::memory_order_relaxed) == nullptr) {
-            m_lease.store(me, std::memory_order_relaxed);
-            m_leases.fetch_add(1, std::memory_order_relaxed);
-        }
-    }
-
-    /// The holder's announce-then-check; true if `me` holds the lease and may write.
-    [[nodiscard]] bool enter_lease(BroadcastWriter* me) noexcept {
-        me->busy.store(1, std::memory_order_relaxed);
-        if (KVBM_LIKELY(m_asymmetric.load(std::memory_order_relaxed))) {
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-        } else {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-        }
-        if (KVBM_LIKELY(m_lease.load(std::memory_order_relaxed) == me)) {
-            return true;
-        }
-        me->busy.store(0, std::memory_order_release);
-        return false;
-    }
-    /// The holder's write is complete: a revoker waiting on `busy` may go on.
-    static void leave_lease(BroadcastWriter* me) noexcept { me->busy.store(0, std::memory_order_release); }
-
-    [[nodiscard]] bool leased_to(const BroadcastWriter* me) const noexcept {
-        return m_lease.load(std::memory_order_relaxed) == me;
-    }
-
-    static constexpr std::uint32_t first_lease_after = 64;
-    static constexpr std::uint32_t max_lease_after = std::uint32_t{1} << 20;
-
-    /// A receiver that marked the word parked (as `marked`) calls this before its last look:
-    /// the other half of the pairing in wake_after_unlocked_send().
-    ///
-    /// One heavy barrier per parked period, not per sleep: while the word still equals a
-    /// `marked` some receiver already ran the barrier for, every send since then has seen the
-    /// mark (and will change the word), so an idle receiver that times out and parks again
-    /// (a batcher's idle window) costs no process-wide barrier.
-    ///
-    /// If membarrier fails, the channel switches for good to seq_cst fences on both sides
-    /// and to sleeps of at most `degraded_sleep` (a send that still paired with the old
-    /// scheme is then seen within that time instead of missed).
-    void barrier_before_sleep(std::uint32_t marked) noexcept {
-        if (!m_asymmetric.load(std::memory_order_relaxed)) {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            return;
-        }
-        if (m_barrier_word.load(std::memory_order_acquire) == marked) {
-            return;
-        }
-        if (KVBM_LIKELY(broadcast_heavy_barrier())) {
-            m_heavy_barriers.fetch_add(1, std::memory_order_relaxed);
-            m_barrier_word.store(marked, std::memory_order_release);
-            return;
-        }
-        m_degraded.store(true, std::memory_order_seq_cst);
-        m_asymmetric.store(false, std::memory_order_seq_cst);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-    }
-
-    /// Wakes every parked receiver. Taking the park mutex after the word changed closes the
-    /// window between a sleeper's check of the word and its wait.
-    void wake_all() noexcept {
-        m_wakes.fetch_add(1, std::memory_order_relaxed);
-        { std::lock_guard<std::mutex> guard(m_park_mutex); }
-        m_park_cv.notify_all();
-    }
-
-    /// Sleeps until the word differs from `seen` (a word this thread marked parked).
-    void park(std::uint32_t seen) {
-        m_parks.fetch_add(1, std::memory_order_relaxed);
-        std::unique_lock<std::mutex> guard(m_park_mutex);
-        if (KVBM_UNLIKELY(m_degraded.load(std::memory_order_relaxed))) {
-            (void)m_park_cv.wait_for(guard, degraded_sleep,
-                                     [&] { return m_word.load(std::memory_order_acquire) != seen; });
-            return;
-        }
-        m_park_cv.wait(guard, [&] { return m_word.load(std::memory_order_acquire) != seen; });
-    }
-    /// As park(); returns false if `deadline` passed first.
-    template <class Clock, class Duration>
-    [[nodiscard]] bool park_until(std::uint32_t seen, const std::chrono::time_point<Clock, Duration>& deadline) {
-        m_parks.fetch_add(1, std::memory_order_relaxed);
-        std::unique_lock<std::mutex> guard(m_park_mutex);
-        if (KVBM_UNLIKELY(m_degraded.load(std::memory_order_relaxed))) {
-            const auto soon = std::chrono::steady_clock::now() + degraded_sleep;
-            (void)m_park_cv.wait_until(guard, soon, [&] { return m_word.load(std::memory_order_acquire) != seen; });
-            return Clock::now() < deadline;
-        }
-        return m_park_cv.wait_until(guard, deadline, [&] { return m_word.load(std::memory_order_acquire) != seen; });
-    }
-#if defined(__cpp_lib_jthread)
-    /// As park(); returns false if a stop was requested first.
-    [[nodiscard]] bool park(std::uint32_t seen, const std::stop_token& stop) {
-        m_parks.fetch_add(1, std::memory_order_relaxed);
-        std::stop_callback on_stop(stop, [this] { wake_all(); });
-        std::unique_lock<std::mutex> guard(m_park_mutex);
-        const bool degraded = m_degraded.load(std::memory_order_relaxed);
-        while (m_word.load(std::memory_order_acquire) == seen) {
-            if (stop.stop_requested()) {
-                return false;
-            }
-            if (KVBM_UNLIKELY(degraded)) {
-                (void)m_park_cv.wait_for(guard, degraded_sleep);
-                return !stop.stop_requested();
-            }
-            m_park_cv.wait(guard);
-        }
-        return true;
-    }
-#endif
-
-    /// The channel's counters in the one metrics shape (see kvbm/metrics.hpp).
-    template <class Visitor>
-    void for_each_metric(Visitor&& visit) const {
-        detail::visit_metric(visit, "kvbm_broadcast_parks_total", "Times a receiver went to sleep waiting for a value",
-                             MetricKind::counter, static_cast<double>(m_parks.load(std::memory_order_relaxed)));
-        detail::visit_metric(visit, "kvbm_broadcast_wakes_total", "Times sleeping receivers were woken",
-                             MetricKind::counter, static_cast<double>(m_wakes.load(std::memory_order_relaxed)));
-        detail::visit_metric(visit, "kvbm_broadcast_heavy_barriers_total",
-                             "Process-wide barriers (membarrier) run by receivers before sleeping", MetricKind::counter,
-                             static_cast<double>(m_heavy_barriers.load(std::memory_order_relaxed)));
-        detail::visit_metric(visit, "kvbm_broadcast_writer_leases_total",
-                             "Times a sending thread was granted the writer lease (lock-free multi-sender sends)",
-                             MetricKind::counter, static_cast<double>(m_leases.load(std::memory_order_relaxed)));
-        detail::visit_metric(visit, "kvbm_broadcast_writer_lease_revocations_total",
-                             "Times another sender took the writer lease away", MetricKind::counter,
-                             static_cast<double>(m_revocations.load(std::memory_order_relaxed)));
-        detail::visit_metric(visit, "kvbm_broadcast_degraded",
-                             "1 if membarrier failed and the channel fell back to fences and bounded sleeps",
-                             MetricKind::gauge, m_degraded.load(std::memory_order_relaxed) ? 1.0 : 0.0);
-    }
-
-    static constexpr std::chrono::milliseconds degraded_sleep{1};
-
-    // Read-mostly line: what receivers need on every read.
-    alignas(broadcast_cache_line) const std::uint64_t m_capacity;
-    const std::uint64_t m_mask;
-    // Whether the store-load pairing is asymmetric (membarrier works); cleared for good if a
-    // membarrier ever fails.
-    std::atomic<bool> m_asymmetric{broadcast_heavy_barrier_available()};
-    std::atomic<bool> m_closed{false};  // set once, under the lock, by the last sender
-
-    // Sender line: written on every send.
-    alignas(broadcast_cache_line) std::atomic<std::uint32_t> m_word{0};
-    std::atomic<std::uint64_t> m_tail;                // next position to write; stored under the lock
-    std::atomic<std::size_t> m_rx_count{0};           // changed under the lock
-    BroadcastCursor* m_cursors = nullptr;             // guarded by the lock
-    std::atomic<BroadcastWriter*> m_lease{nullptr};   // set and cleared under the lock
-    BroadcastWriter* m_last_writer = nullptr;         // guarded by the lock
-    std::uint32_t m_run = 0;                          // guarded by the lock
-    std::uint32_t m_lease_after = first_lease_after;  // guarded by the lock
-
-    // Handle counts. m_refs counts receivers plus one for all senders together.
-    alignas(broadcast_cache_line) std::atomic<std::size_t> m_tx_count{1};
-    std::atomic<std::size_t> m_refs{1};
-
-    // Cold: contention and sleeping.
-    std::atomic<std::uint32_t> m_barrier_word{0};  // the parked word a heavy barrier last ran for
-    std::atomic<bool> m_degraded{false};           // a membarrier failed: sleeps are bounded
-    std::atomic<std::uint64_t> m_parks{0};
-    std::atomic<std::uint64_t> m_wakes{0};
-    std::atomic<std::uint64_t> m_heavy_barriers{0};
-    std::atomic<std::uint64_t> m_leases{0};
-    std::atomic<std::uint64_t> m_revocations{0};
-    std::mutex m_contended;  // lockers that found the word locked queue here: at most one spins
-    std::mutex m_park_mutex;
-    std::condition_variable m_park_cv;
-
-private:
-    std::uint32_t lock_contended() noexcept {
-        std::lock_guard<std::mutex> queue(m_contended);
-        for (unsigned spins = 0;; ++spins) {
-            std::uint32_t w = m_word.load(std::memory_order_relaxed);
-            if ((w & locked) == 0 &&
-                m_word.compare_exchange_weak(w, w | locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-                return w | locked;
-            }
-            // The holder runs a few dozen instructions; it only takes long when preempted,
-            // and then yielding lets it finish.
-            if (spins < 64) {
-                cpu_relax();
-            } else {
-                std::this_thread::yield();
-            }
-        }
-    }
-};
-
-/// RAII for BroadcastCore's lock.
-class BroadcastLock {
-public:
-    explicit BroadcastLock(BroadcastCore& core) noexcept : m_core(&core), m_held(core.lock()) {}
-    ~BroadcastLock() { unlock(); }
-    BroadcastLock(const BroadcastLock&) = delete;
-    BroadcastLock& operator=(const BroadcastLock&) = delete;
-
-    /// Releases the lock early (once; the destructor then does nothing).
-    void unlock() noexcept {
-        if (BroadcastCore* core = std::exchange(m_core, nullptr)) {
-            core->unlock(m_held);
-        }
-    }
-
-private:
-    BroadcastCore* m_core;
-    std::uint32_t m_held;
-};
-
-/// Trivially copyable values are read without any lock: the slot is a seqlock.
-template <class T>
-inline constexpr bool broadcast_seqlock = std::is_trivially_copyable_v<T>;
-
-template <class T>
-inline constexpr std::size_t broadcast_words = (sizeof(T) + 7) / 8;
-
-// Two 32-byte slots per line rather than 40-byte slots straddling lines.
-template <class T>
-inline constexpr std::size_t broadcast_slot_align = std::min<std::size_t>(broadcast_cache_line,
-                                                                          std::bit_ceil(8 * (1 + broadcast_words<T>)));
-
-/// A trivially copyable value as 64-bit words (the padding bytes' values do not matter).
-///
-/// Why this is not one memcpy: a value usually arrives freshly built field by field (e.g. a
-/// KvCacheEvent: a 1-byte kind, 7 bytes of padding, a 16-byte hash). A word load spanning
-/// the kind's 1-byte store and the never-written padding cannot be forwarded from the store
-/// buffer and stalls until the store retires (measured: 3x the cost of a whole send).
-/// Clang sees through a word-wise memcpy and builds the words in registers. GCC (12) does
-/// not, but does once the padding is defined: copy into zeroed storage and clear the copy's
-/// padding, then it folds the words.
-template <class T>
-[[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> broadcast_words_of(const T& value) noexcept {
-    std::array<std::uint64_t, broadcast_words<T>> raw{};
-#if defined(KVBM_BROADCAST_CLEAR_PADDING)
-    alignas(T) std::array<std::uint64_t, broadcast_words<T>> staging{};
-    __builtin_clear_padding(::new (static_cast<void*>(staging.data())) T(value));
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        raw[i] = staging[i];
-    }
-#else
-    const auto* bytes = reinterpret_cast<const unsigned char*>(std::addressof(value));
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        std::memcpy(&raw[i], bytes + 8 * i, std::min<std::size_t>(8, sizeof(T) - 8 * i));
-    }
-#endif
-    return raw;
-}
-
-template <class T, bool Seqlock = broadcast_seqlock<T>>
-struct BroadcastSlot;
-
-template <class T>
-struct alignas(broadcast_slot_align<T>) BroadcastSlot<T, true> {
-    std::atomic<std::uint64_t> version;
-    // The value as 64-bit words, stored and loaded with relaxed atomics: a reader racing a
-    // writer reads torn words (and then discards them), which is not a data race.
-    std::array<std::atomic<std::uint64_t>, broadcast_words<T>> words;
-
-    /// Called by the one sender allowed to write (lock holder or sole sender).
-    void write(std::uint64_t pos, const std::array<std::uint64_t, broadcast_words<T>>& raw) noexcept {
-        // Release: a receiver that sees "being written for pos" also sees tail >= pos.
-        version.store(broadcast_writing(pos), std::memory_order_release);
-        // Orders the mark before the word stores: a reader that loads any new word and then
-        // fences (acquire) sees the mark when it re-reads the version.
-        std::atomic_thread_fence(std::memory_order_release);
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            words[i].store(raw[i], std::memory_order_relaxed);
-        }
-        version.store(broadcast_published(pos), std::memory_order_release);
-    }
-
-    /// The value's words; may be torn: the caller validates with the version afterwards.
-    [[nodiscard]] std::array<std::uint64_t, broadcast_words<T>> read() const noexcept {
-        std::array<std::uint64_t, broadcast_words<T>> raw;
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            raw[i] = words[i].load(std::memory_order_relaxed);
-        }
-        return raw;
-    }
-};
-
-template <class T>
-struct BroadcastSlot<T, false> {
-    std::atomic<std::uint64_t> version;  // changed under `mutex`; read without it only as a hint
-    std::mutex mutex;
-    std::uint64_t rem = 0;  // receivers that still have to read `value`
-    std::optional<T> value;
-};
-
 /// A channel: the core and its ring of slots.
 template <class T>
 class BroadcastChannel : public BroadcastCore {
@@ -940,7 +384,8 @@ public:
             // Read the value before anything else: the caller has just stored it, and a locked
             // instruction in between would make these loads wait for those stores.
             const auto raw = detail::broadcast_words_of(value);
-            if (KVBM_LIKELY(c.m_tx_count.load(std::memory_order_acquire) == 1)) {
+            KVBM_SCHEDULE_POINT();
+            if (c.m_tx_count.load(std::memory_order_acquire) == 1) {
                 // The sole sender. Sender copies are only made from a Sender, and this one is
                 // ours alone (send is non-const), so no other thread writes slots or the tail
                 // until we copy it: no lock. A sender destroyed elsewhere made the count 1
@@ -970,7 +415,13 @@ public:
                 c.wake_after_unlocked_send();
                 return SendResult<T>(receivers);
             }
-            return send_locked(raw);
+            // The lock: out of line (the send above stays small), with the words passed in
+            // registers: passing `raw` by address would make it live in memory on every send.
+            if constexpr (detail::broadcast_words<T> <= 4) {
+                return send_locked_words(raw[0], word_or_zero<1>(raw), word_or_zero<2>(raw), word_or_zero<3>(raw));
+            } else {
+                return send_locked(raw);
+            }
         } else {
             // Values with a remaining-reader count always take the lock: the count must agree
             // with the receivers that subscribe or leave meanwhile.
@@ -1057,7 +508,26 @@ private:
     // value never has to exist in memory (see broadcast_words_of).
     using Words = std::array<std::uint64_t, detail::broadcast_words<T>>;
 
-    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked(const Words& raw) noexcept {
+    template <std::size_t I>
+    [[nodiscard]] static constexpr std::uint64_t word_or_zero(const Words& raw) noexcept {
+        if constexpr (I < std::tuple_size_v<Words>) {
+            return raw[I];
+        } else {
+            return 0;
+        }
+    }
+
+    KVBM_BROADCAST_NOINLINE SendResult<T> send_locked_words(std::uint64_t w0, std::uint64_t w1, std::uint64_t w2,
+                                                            std::uint64_t w3) noexcept {
+        const std::array<std::uint64_t, 4> all{w0, w1, w2, w3};
+        Words raw;
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            raw[i] = all[i];
+        }
+        return send_locked(raw);
+    }
+
+    KVBM_BROADCAST_INLINE SendResult<T> send_locked(const Words& raw) noexcept {
         Channel& c = *m_chan;
         detail::BroadcastWriter* me = detail::broadcast_this_writer;
         if (KVBM_UNLIKELY(me == nullptr)) {
@@ -1092,6 +562,7 @@ private:
         if (c == nullptr) {
             return;
         }
+        KVBM_SCHEDULE_POINT();
         if (c->m_tx_count.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             const std::uint32_t held = c->lock();
             c->m_closed.store(true, std::memory_order_release);
@@ -1268,6 +739,7 @@ private:
             const std::uint64_t next = position();
             Slot& slot = m_slots[next & m_mask];
             std::uint64_t version = 0;
+            KVBM_SCHEDULE_POINT();
             if constexpr (detail::broadcast_seqlock<T>) {
                 version = slot.version.load(std::memory_order_acquire);
                 if (version == detail::broadcast_published(next)) {
@@ -1306,6 +778,7 @@ private:
                 }
                 return RecvResult<T>(RecvStatus::closed, 0);
             }
+            KVBM_SCHEDULE_POINT();
             // Overwritten: resume at the oldest value still retained. The version we saw was
             // stored after the tail reached its position, so `tail` is at least that far.
             const std::uint64_t tail = c.m_tail.load(std::memory_order_acquire);
@@ -1350,7 +823,9 @@ private:
                 }
                 w |= detail::BroadcastCore::parked;
             }
+            KVBM_SCHEDULE_POINT();
             c.barrier_before_sleep(w);
+            KVBM_SCHEDULE_POINT();
             r = try_recv();
             if (!r.is_empty()) {
                 return r;

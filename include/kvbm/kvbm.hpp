@@ -3,7 +3,8 @@
 /// The optional parts have their own headers and targets:
 ///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq: <kvbm/zmq_publisher.hpp> for a worker,
-///   <kvbm/zmq_hub.hpp> for a hub).
+///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/hub_client.hpp> (kvbm::hub, cpp-httplib + cppzmq:
+///   a worker joining a kvbm-hub).
 #pragma once
 
 #include <kvbm/batcher.hpp>

@@ -10,6 +10,7 @@
 #include <kvbm/detail/announce_core.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
+#include <kvbm/metrics.hpp>
 #include <kvbm/policy.hpp>
 #include <kvbm/registry.hpp>
 #include <kvbm/release.hpp>
@@ -256,6 +257,24 @@ public:
     [[nodiscard]] std::uint64_t lagged_events() const noexcept { return m_lag->events.load(std::memory_order_relaxed); }
     /// How many times such a subscriber was told it lagged.
     [[nodiscard]] std::uint64_t lag_reports() const noexcept { return m_lag->reports.load(std::memory_order_relaxed); }
+
+    /// The manager's and its channel's figures as `kvbm_manager_*` series (see
+    /// <kvbm/metrics.hpp>). Thread-safe.
+    template <class Visitor>
+    void for_each_metric(Visitor&& visit) const {
+        using detail::visit_metric;
+        visit_metric(visit, "kvbm_manager_lagged_events_total",
+                     "Events subscribers missed by falling a channel's capacity behind", MetricKind::counter,
+                     static_cast<double>(lagged_events()));
+        visit_metric(visit, "kvbm_manager_lag_reports_total", "Lag reports subscribers received", MetricKind::counter,
+                     static_cast<double>(lag_reports()));
+        visit_metric(visit, "kvbm_manager_subscribers", "Receivers subscribed to the event channel", MetricKind::gauge,
+                     static_cast<double>(subscriber_count()));
+        visit_metric(visit, "kvbm_manager_channel_capacity", "Capacity of the event channel (events)",
+                     MetricKind::gauge, static_cast<double>(channel_capacity()));
+        visit_metric(visit, "kvbm_manager_announced_blocks", "Distinct hashes with a live announce()",
+                     MetricKind::gauge, static_cast<double>(announced_count()));
+    }
 
 private:
     AnyEmissionPolicy<H> m_policy;

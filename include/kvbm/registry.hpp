@@ -7,6 +7,8 @@
 #pragma once
 
 #include <kvbm/config.hpp>
+#include <kvbm/detail/recycling_allocator.hpp>
+#include <kvbm/detail/schedule_point.hpp>
 #include <kvbm/events.hpp>
 #include <kvbm/hash.hpp>
 
@@ -16,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <typeindex>
@@ -33,25 +36,39 @@ class BlockRegistry;
 
 namespace detail {
 
+// One attachment: a type-erased box in its registration's singly linked list (in
+// attachment order). The first box that fits lives inside the registration (`in_place`),
+// so the usual registration (one release handle) allocates nothing for its attachments.
 struct AttachmentBase {
-    AttachmentBase() = default;
+    AttachmentBase(const std::type_info& t, bool u) noexcept : type(t), unique(u) {}
     AttachmentBase(const AttachmentBase&) = delete;
     AttachmentBase& operator=(const AttachmentBase&) = delete;
     virtual ~AttachmentBase() = default;
+
+    std::type_index type;
+    bool unique;
+    bool in_place = false;
+    AttachmentBase* next = nullptr;
 };
 
 template <class T>
 struct AttachmentBox final : AttachmentBase {
     template <class U>
-    explicit AttachmentBox(U&& v) : value(std::forward<U>(v)) {}
+    AttachmentBox(U&& v, bool u) : AttachmentBase(typeid(T), u), value(std::forward<U>(v)) {}
     T value;
 };
 
-struct AttachmentSlot {
-    std::type_index type;
-    bool unique;
-    std::unique_ptr<AttachmentBase> box;
-};
+// Destroys a box and frees it unless it lives in its registration.
+inline void destroy_attachment(AttachmentBase* box) noexcept {
+    if (box == nullptr) {
+        return;
+    }
+    if (box->in_place) {
+        box->~AttachmentBase();
+    } else {
+        delete box;
+    }
+}
 
 template <SequenceHash H>
 class Registration;
@@ -69,10 +86,43 @@ struct RegistryEntry {
 
 template <SequenceHash H>
 struct RegistryState {
+    using map_type = std::unordered_map<H, RegistryEntry<H>>;
+    // Erased map nodes kept for the next registrations (a cache churns blocks: reusing the
+    // node saves an allocation and a free per block). Bounded: at most this many are kept.
+    static constexpr std::size_t max_spare_nodes = 1024;
+
     std::mutex mutex;
     std::condition_variable released;  // a dying registration finished releasing
-    std::unordered_map<H, RegistryEntry<H>> entries;
+    map_type entries;
+    std::vector<typename map_type::node_type> spare;
     std::function<void(const BlockRegistrationHandle<H>&)> on_new;  // fixed at construction
+
+    // Under `mutex`: adds the entry of a new registration, in a spare node if there is one.
+    void insert(const H& hash, RegistryEntry<H> entry) {
+        if (spare.empty()) {
+            entries.emplace(hash, std::move(entry));
+            return;
+        }
+        auto node = std::move(spare.back());
+        spare.pop_back();
+        node.key() = hash;
+        node.mapped() = std::move(entry);
+        entries.insert(std::move(node));
+    }
+
+    // Under `mutex`: erases an entry, keeping its node (emptied) for reuse.
+    void recycle(typename map_type::iterator it) {
+        if (spare.size() >= max_spare_nodes) {
+            entries.erase(it);
+            return;
+        }
+        auto node = entries.extract(it);
+        node.mapped() = RegistryEntry<H>{};  // drop the weak reference now
+        try {
+            spare.push_back(std::move(node));
+        } catch (...) {  // no room to keep it: the node is freed as it goes out of scope
+        }
+    }
 };
 
 template <SequenceHash H>
@@ -83,20 +133,18 @@ public:
     Registration& operator=(const Registration&) = delete;
 
     // Runs once the last handle is gone, i.e. once the hash has already left the registry
-    // for every lookup (its weak_ptr expired). Releases the attachments with no registry
-    // lock held (an attachment's destructor may use the registry, or send on a channel),
-    // then drops the entry and wakes a registration of the same hash that waits for it.
+    // for every lookup (its weak_ptr expired). Releases the attachments with no lock held
+    // (an attachment's destructor may use the registry, or send on a channel; and nobody
+    // else can reach them any more, the last handle being gone), then drops the entry and
+    // wakes a registration of the same hash that waits for it.
     ~Registration() {
-        std::vector<AttachmentSlot> attachments;
-        {
-            std::lock_guard lock(m_mutex);
-            attachments.swap(m_attachments);
+        for (AttachmentBase* box = std::exchange(m_head, nullptr); box != nullptr;) {
+            destroy_attachment(std::exchange(box, box->next));
         }
-        attachments.clear();
         {
             std::lock_guard lock(m_state->mutex);
             if (auto it = m_state->entries.find(m_hash); it != m_state->entries.end() && it->second.owner == this) {
-                m_state->entries.erase(it);
+                m_state->recycle(it);
             }
         }
         m_state->released.notify_all();
@@ -107,54 +155,74 @@ public:
     template <class T>
     void attach(T&& value, bool unique) {
         using V = std::remove_cvref_t<T>;
-        auto box = std::make_unique<AttachmentBox<V>>(std::forward<T>(value));
-        std::unique_ptr<AttachmentBase> previous;  // destroyed after the lock is released
+        using Box = AttachmentBox<V>;
+        AttachmentBase* previous = nullptr;  // destroyed after the lock is released
         {
-            std::lock_guard lock(m_mutex);
-            if (unique) {
-                if (auto* slot = find_unique(typeid(V))) {
-                    previous = std::exchange(slot->box, std::move(box));
-                    return;
+            std::unique_lock lock(m_mutex);
+            AttachmentBase* box = nullptr;
+            if constexpr (sizeof(Box) <= in_place_size && alignof(Box) <= alignof(std::max_align_t)) {
+                // The first box that fits is moved into the registration (under the lock, so
+                // only one claims the room). The room is never reused, so a box destroyed
+                // outside the lock can never overlap a new one.
+                if (!m_in_place_used) {
+                    box = ::new (static_cast<void*>(m_in_place)) Box(std::forward<T>(value), unique);
+                    box->in_place = true;
+                    m_in_place_used = true;
                 }
             }
-            m_attachments.push_back(AttachmentSlot{typeid(V), unique, std::move(box)});
+            if (box == nullptr) {
+                lock.unlock();  // allocate outside the lock
+                box = new Box(std::forward<T>(value), unique);
+                lock.lock();
+            }
+            AttachmentBase** link = &m_head;
+            for (; *link != nullptr; link = &(*link)->next) {
+                if (unique && (*link)->unique && (*link)->type == typeid(V)) {
+                    previous = *link;  // replaced in its place
+                    box->next = previous->next;
+                    break;
+                }
+            }
+            *link = box;
         }
+        destroy_attachment(previous);
     }
 
     template <class T>
     bool detach_unique() {
-        std::unique_ptr<AttachmentBase> previous;
+        AttachmentBase* previous = nullptr;
         {
             std::lock_guard lock(m_mutex);
-            for (auto it = m_attachments.begin(); it != m_attachments.end(); ++it) {
-                if (it->unique && it->type == typeid(T)) {
-                    previous = std::move(it->box);
-                    m_attachments.erase(it);
+            for (AttachmentBase** link = &m_head; *link != nullptr; link = &(*link)->next) {
+                if ((*link)->unique && (*link)->type == typeid(T)) {
+                    previous = std::exchange(*link, (*link)->next);
                     break;
                 }
             }
         }
+        destroy_attachment(previous);
         return previous != nullptr;
     }
 
     template <class T, class F>
     bool with_unique(F& f) {
         std::lock_guard lock(m_mutex);
-        auto* slot = find_unique(typeid(T));
-        if (slot == nullptr) {
-            return false;
+        for (AttachmentBase* box = m_head; box != nullptr; box = box->next) {
+            if (box->unique && box->type == typeid(T)) {
+                f(static_cast<AttachmentBox<T>*>(box)->value);
+                return true;
+            }
         }
-        f(static_cast<AttachmentBox<T>*>(slot->box.get())->value);
-        return true;
+        return false;
     }
 
     template <class T, class F>
     std::size_t for_each(F& f) {
         std::lock_guard lock(m_mutex);
         std::size_t n = 0;
-        for (auto& slot : m_attachments) {
-            if (!slot.unique && slot.type == typeid(T)) {
-                f(static_cast<AttachmentBox<T>*>(slot.box.get())->value);
+        for (AttachmentBase* box = m_head; box != nullptr; box = box->next) {
+            if (!box->unique && box->type == typeid(T)) {
+                f(static_cast<AttachmentBox<T>*>(box)->value);
                 ++n;
             }
         }
@@ -162,19 +230,15 @@ public:
     }
 
 private:
-    AttachmentSlot* find_unique(const std::type_info& type) {
-        for (auto& slot : m_attachments) {
-            if (slot.unique && slot.type == type) {
-                return &slot;
-            }
-        }
-        return nullptr;
-    }
+    // Room for the first attachment, enough for an EventReleaseHandle of a 128-bit hash.
+    static constexpr std::size_t in_place_size = 64;
 
     const H m_hash;
     const std::shared_ptr<RegistryState<H>> m_state;
-    std::mutex m_mutex;  // guards m_attachments
-    std::vector<AttachmentSlot> m_attachments;
+    std::mutex m_mutex;                // guards the list from m_head
+    AttachmentBase* m_head = nullptr;  // owned boxes, in attachment order
+    bool m_in_place_used = false;      // guarded by m_mutex
+    alignas(std::max_align_t) std::byte m_in_place[in_place_size];
 };
 
 }  // namespace detail
@@ -296,10 +360,13 @@ public:
                 if (auto live = it->second.live.lock()) {
                     return handle_type(std::move(live));
                 }
+                KVBM_SCHEDULE_POINT();
                 st.released.wait(lock);  // the previous registration is releasing: its Remove first
             }
-            reg = std::make_shared<detail::Registration<H>>(hash, m_state);
-            st.entries.emplace(hash, detail::RegistryEntry<H>{reg.get(), reg});
+            // From the thread's cache of registration blocks: see detail::BlockCache.
+            reg = std::allocate_shared<detail::Registration<H>>(detail::RecyclingAllocator<detail::Registration<H>>{},
+                                                                hash, m_state);
+            st.insert(hash, detail::RegistryEntry<H>{reg.get(), reg});
         }
         handle_type handle(std::move(reg));
         if (st.on_new) {

@@ -124,6 +124,12 @@ public:
     /// publishers connect to.
     [[nodiscard]] const std::string& endpoint() const noexcept { return m_endpoint; }
 
+    /// The hub's ZeroMQ context, for sockets that must share it: a ZAP handler
+    /// (`inproc://zeromq.zap.01`, which authenticates CURVE peers) serves the sockets of its
+    /// own context only. Such a socket must be closed once its blocking calls fail with ETERM
+    /// (stop() shuts the context down), and before the hub is destroyed.
+    [[nodiscard]] zmq::context_t& context() noexcept { return m_context; }
+
     /// The ingest this hub feeds.
     [[nodiscard]] ingest_type& ingest() noexcept { return m_ingest; }
     [[nodiscard]] const ingest_type& ingest() const noexcept { return m_ingest; }

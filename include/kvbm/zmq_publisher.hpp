@@ -60,6 +60,12 @@ struct ZmqPublisherOptions {
     int send_buffer_bytes = 0;
     /// How long flush() waits for the send queue to drain before reporting failure.
     std::chrono::milliseconds flush_timeout{2000};
+    /// ZeroMQ CURVE (encryption and authentication; kvbm-hub --curve-secret-key): the
+    /// hub's public key and this worker's key pair, Z85 text of 40 characters each (as
+    /// zmq_curve_keypair makes them). All empty: plain TCP. The hub admits only listed keys.
+    std::string curve_server_key;
+    std::string curve_public_key;
+    std::string curve_secret_key;
 };
 
 /// A worker's transport: connects to a hub and sends each published batch as the two
@@ -83,7 +89,7 @@ class ZmqPublisher {
 public:
     /// Connects to `endpoint` (e.g. "tcp://127.0.0.1:5557", "ipc:///run/kvbm.sock") with a
     /// ZeroMQ context of its own. Connecting is asynchronous: see wait_connected. Throws
-    /// zmq::error_t for a malformed endpoint.
+    /// zmq::error_t for a malformed endpoint or CURVE key.
     explicit ZmqPublisher(const std::string& endpoint, ZmqPublisherOptions options = {})
         : m_own_context(std::make_unique<zmq::context_t>(1)),
           m_options(std::move(options)),
@@ -281,6 +287,13 @@ private:
         m_socket.set(zmq::sockopt::xpub_verboser, 1);
         m_socket.set(zmq::sockopt::sndtimeo, static_cast<int>(m_options.send_timeout.count()));
         m_socket.set(zmq::sockopt::linger, static_cast<int>(m_options.linger.count()));
+        if (!m_options.curve_server_key.empty() || !m_options.curve_public_key.empty() ||
+            !m_options.curve_secret_key.empty()) {
+            // Throws zmq::error_t (EINVAL) for a key that is not 40 characters of Z85.
+            m_socket.set(zmq::sockopt::curve_serverkey, m_options.curve_server_key);
+            m_socket.set(zmq::sockopt::curve_publickey, m_options.curve_public_key);
+            m_socket.set(zmq::sockopt::curve_secretkey, m_options.curve_secret_key);
+        }
         if (m_options.send_buffer_bytes > 0) {
             m_socket.set(zmq::sockopt::sndbuf, m_options.send_buffer_bytes);
         }

@@ -39,13 +39,14 @@ check("all: router found prefixes", res["router_hit_rate"] > 0.2, res)
 check("all: progress lines", len(re.findall(r"^\[\s*\d+/3000\]", r.stdout, re.M)) == 3, r.stdout)
 
 # 2. Hub and workers in separate processes.
-hub = subprocess.Popen([demo, "hub", "--bind", "tcp://127.0.0.1:*", "--query-bind", "tcp://127.0.0.1:*"],
+hub = subprocess.Popen([demo, "hub", "--bind", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0"],
                        stdout=subprocess.PIPE, text=True)
 try:
     first = hub.stdout.readline()
-    m = re.match(r"kvbm-demo hub: events (\S+), queries (\S+)", first)
+    m = re.match(r"kvbm-demo hub: http (\S+), events (\S+)", first)
     check("hub: announces endpoints", m is not None, first)
-    w = subprocess.run([demo, "worker", "--hub", m.group(1), "--query", m.group(2), *small],
+    # The worker joins through the hub's HTTP API (kvbm::HubClient) and routes with POST /query.
+    w = subprocess.run([demo, "worker", "--hub-url", m.group(1), *small],
                        capture_output=True, text=True, timeout=300)
     print(w.stdout)
     check("worker: exit 0", w.returncode == 0, w.stderr)

@@ -1,0 +1,146 @@
+// kvbm-hub: the hub as a service. Ingests workers' KV events over ZeroMQ into a positional
+// index and answers routers over HTTP with the Rust hub's discovery API (SPEC section 10),
+// plus kvbm's registration with leases, /health and /metrics.
+//
+//   kvbm-hub [--http HOST:PORT] [--zmq-bind ENDPOINT] [--advertise-host HOST]
+//            [--block-size N] [--max-seq-len N] [--lease-ttl SECONDS]
+//            [--curve-secret-key FILE --curve-allow FILE] [--control-token FILE]
+//
+// When ready it prints one line on stdout, {"http":"http://HOST:PORT","zmq":"tcp://HOST:PORT"};
+// logs go to stderr; SIGINT/SIGTERM stop it (exit 0).
+#include "hub_server.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <pthread.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+/// "HOST:PORT" -> (host, port); the port is required (0 picks one).
+std::pair<std::string, int> split_host_port(const std::string& text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+        throw std::invalid_argument("--http: expected HOST:PORT, got '" + text + "'");
+    }
+    const std::string port_text = text.substr(colon + 1);
+    std::size_t used = 0;
+    const int port = std::stoi(port_text, &used);
+    if (used != port_text.size() || port < 0 || port > 65535) {
+        throw std::invalid_argument("--http: bad port '" + port_text + "'");
+    }
+    return {text.substr(0, colon), port};
+}
+
+/// The first line of a file, without surrounding spaces.
+std::string read_secret_line(const std::string& path, const char* flag) {
+    std::ifstream in(path);
+    if (!in) {
+        throw std::invalid_argument(std::string(flag) + ": cannot read " + path);
+    }
+    std::string line;
+    std::getline(in, line);
+    const auto first = line.find_first_not_of(" \t\r");
+    const auto last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos) {
+        throw std::invalid_argument(std::string(flag) + ": " + path + " is empty");
+    }
+    return line.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"kvbm-hub: the KV block index as a service (ZeroMQ ingest, HTTP discovery API)"};
+    std::string http = "127.0.0.1:1337";
+    kvbm_hub::HubOptions options;
+    double lease_ttl_s = 10.0;
+    std::string control_token_file;
+    std::string curve_secret_file;
+    std::string curve_allow_file;
+    app.add_option("--http", http, "HTTP listener, HOST:PORT (port 0 picks one)")->capture_default_str();
+    app.add_option("--zmq-bind", options.zmq_bind, "ZeroMQ ingest endpoint to bind (port 0 picks one)")
+        ->capture_default_str();
+    app.add_option("--advertise-host", options.advertise_host, "host workers reach the ingest socket at")
+        ->capture_default_str();
+    app.add_option("--block-size", options.block_size, "tokens per block (workers must match)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--max-seq-len", options.max_seq_len, "longest sequence indexed, in tokens")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--lease-ttl", lease_ttl_s, "seconds a registration lives without a keepalive")
+        ->capture_default_str()
+        ->check(CLI::Range(0.001, 86400.0));
+    app.add_option("--http-threads", options.http_threads, "HTTP connections served at once")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 4096));
+    app.add_option("--max-body-bytes", options.max_body_bytes, "larger request bodies are refused with 413")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--control-token", control_token_file,
+                   "file whose first line is the bearer token the /v1/instances routes require")
+        ->check(CLI::ExistingFile);
+    app.add_option("--curve-secret-key", curve_secret_file,
+                   "file with the hub's CURVE secret key (Z85, 40 characters): ingest needs CURVE")
+        ->check(CLI::ExistingFile);
+    app.add_option("--curve-allow", curve_allow_file,
+                   "file of 'PUBLIC_KEY INSTANCE_ID' lines: the keys allowed to publish, and for which ids")
+        ->check(CLI::ExistingFile);
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        std::tie(options.http_host, options.http_port) = split_host_port(http);
+        options.lease_ttl = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(lease_ttl_s * 1000)));
+        if (options.max_seq_len % options.block_size != 0) {
+            throw std::invalid_argument("--max-seq-len " + std::to_string(options.max_seq_len) +
+                                        " is not a multiple of --block-size " + std::to_string(options.block_size));
+        }
+        if (!control_token_file.empty()) {
+            options.control_token = read_secret_line(control_token_file, "--control-token");
+        }
+        if (curve_secret_file.empty() != curve_allow_file.empty()) {
+            throw std::invalid_argument("--curve-secret-key and --curve-allow go together");
+        }
+        if (!curve_secret_file.empty()) {
+            options.curve = kvbm_hub::load_curve_config(curve_secret_file, curve_allow_file);
+        }
+    } catch (const std::exception& e) {
+        std::cerr << "kvbm-hub: " << e.what() << "\n";
+        return 2;
+    }
+
+    // Every thread the server starts inherits this mask, so the signals reach sigwait below.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    try {
+        kvbm_hub::HubServer server(options);
+        std::cout << server.ready_line() << std::endl;  // flushed: scripts wait for it
+        std::cerr << "kvbm-hub: serving HTTP on " << server.http_url() << ", ingest on " << server.zmq_endpoint()
+                  << " (block size " << options.block_size << ", max_seq_len " << options.max_seq_len << ", lease "
+                  << options.lease_ttl.count() << " ms)\n";
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        std::cerr << "kvbm-hub: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
+        server.stop();
+    } catch (const zmq::error_t& e) {
+        std::cerr << "kvbm-hub: cannot bind the ingest socket to --zmq-bind " << options.zmq_bind << ": " << e.what()
+                  << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "kvbm-hub: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""Leases: a worker process (py_worker.py, no kvbm code) registered and publishing is killed
+with SIGKILL, so no Shutdown and no DELETE ever reach the hub; the hub must sweep it from
+the index within lease TTL + 1 s, while a worker that keeps its lease stays. Prints the
+measured time.
+
+usage: test_hub_lease.py PATH/TO/kvbm-hub"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from hubtest import Hub, chain, check, finish, binary_arg
+
+TTL_S = 1.0
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def start_worker(hub, instance, seed, blocks):
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "py_worker.py"), hub.url, str(instance), str(seed),
+                             str(blocks)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    check(line == "published", f"worker {instance} started: {line!r}")
+    return proc
+
+
+def main():
+    binary = binary_arg()
+    with Hub(binary, "--lease-ttl", str(TTL_S)) as hub:
+        doomed, survivor = (1 << 100) + 1, 77
+        a, b = chain(10, 8), chain(11, 4)
+        w1 = start_worker(hub, doomed, 10, 8)
+        w2 = start_worker(hub, survivor, 11, 4)
+        try:
+            check(hub.wait_until(lambda: hub.query(a) is not None and hub.query(b) is not None),
+                  "both workers' blocks are indexed")
+            check(hub.instances() == sorted([str(doomed), str(survivor)], key=int), f"registered: {hub.instances()}")
+            # Outlive several TTLs with keepalives: nothing may be swept.
+            time.sleep(3 * TTL_S)
+            check(hub.query(a) is not None and hub.query(b) is not None, "keepalives hold the leases")
+            check(hub.metric("kvbm_hub_leases_expired_total") == 0, "no lease expired while kept alive")
+
+            w1.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            w1.wait()
+            gone = hub.wait_until(lambda: hub.query(a) is None and str(doomed) not in hub.instances(),
+                                  timeout=30, step=0.005)
+            elapsed = time.monotonic() - killed
+            print(f"SIGKILLed worker swept after {elapsed:.3f} s (lease TTL {TTL_S} s)", flush=True)
+            check(gone, "SIGKILLed worker swept at all")
+            check(elapsed <= TTL_S + 1.0, f"swept within TTL + 1 s: {elapsed:.3f} s")
+            hit = hub.query(b)
+            check(hit is not None and hit["instances"] == [str(survivor)] and hit["position"] == 3,
+                  f"the live worker is untouched: {hit}")
+            check(hub.instances() == [str(survivor)], f"only the survivor registered: {hub.instances()}")
+            check(hub.metric("kvbm_hub_leases_expired_total") == 1, "one lease expired (counted)")
+            check(hub.metric("kvbm_hub_instances") == 1, "kvbm_hub_instances gauge")
+        finally:
+            for w in (w1, w2):
+                if w.poll() is None:
+                    w.kill()
+                w.wait()
+    finish("test_hub_lease")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+// kvbm-hub's API core without sockets: lease expiry and sweeping, and many threads
+// registering, renewing, unregistering and querying while ingest applies batches and the
+// sweeper expires leases (run under TSan).
+#include "../examples/kvbm-hub/hub_api.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using kvbm_hub::ApiOptions;
+using kvbm_hub::Clock;
+using kvbm_hub::Hash;
+using kvbm_hub::HubApi;
+using kvbm_hub::LeaseTable;
+
+namespace {
+
+kvbm::KvbmCacheEvents<Hash> creates(std::uint64_t instance, std::uint64_t seed, std::uint64_t n) {
+    std::vector<Hash> hashes;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        hashes.push_back(Hash::from_raw(kvbm::Uint128{i} << 118 | kvbm::Uint128{seed * 131 + i + 1}));
+    }
+    return {kvbm::KvCacheEvents<Hash>::create(std::move(hashes)), kvbm::InstanceId{instance}};
+}
+
+std::string register_body(std::uint64_t id) {
+    return R"({"instance_id":")" + std::to_string(id) + R"(","block_size":16})";
+}
+
+}  // namespace
+
+TEST_CASE("LeaseTable: grant, renew, revoke, expire in order") {
+    LeaseTable leases(100ms);
+    const auto t0 = Clock::now();
+    CHECK(leases.grant(kvbm::InstanceId{1}, t0));
+    CHECK_FALSE(leases.grant(kvbm::InstanceId{1}, t0));  // a renewal, not new
+    CHECK(leases.grant(kvbm::InstanceId{2}, t0));
+    CHECK_FALSE(leases.renew(kvbm::InstanceId{3}, t0));
+    CHECK(leases.revoke(kvbm::InstanceId{2}));
+    CHECK_FALSE(leases.revoke(kvbm::InstanceId{2}));
+    CHECK(leases.ids() == std::vector<kvbm::InstanceId>{kvbm::InstanceId{1}});
+    std::atomic<bool> stop{false};
+    const auto expired = leases.wait_expired(stop);
+    CHECK(expired == std::vector<kvbm::InstanceId>{kvbm::InstanceId{1}});
+    CHECK(Clock::now() - t0 >= 100ms);
+    CHECK(leases.size() == 0);
+
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(20ms);
+        stop.store(true);
+        leases.wake();
+    });
+    CHECK(leases.wait_expired(stop).empty());  // woken by stop, nothing registered
+    stopper.join();
+}
+
+TEST_CASE("HubApi: a lease that runs out is swept from the index; others stay") {
+    kvbm::PositionalIndex<Hash> index(4096, 16);
+    LeaseTable leases(50ms);
+    HubApi api(index, leases, ApiOptions{});
+    REQUIRE(api.handle("POST", "/v1/instances", std::nullopt, register_body(1)).status == 200);
+    index.apply(creates(1, 1, 8));
+    index.apply(creates(2, 2, 8));  // published without registering: never swept by a lease
+    std::atomic<bool> stop{false};
+    api.sweep_expired(leases.wait_expired(stop));
+    CHECK(index.entries_of(kvbm::InstanceId{1}) == 0);
+    CHECK(index.entries_of(kvbm::InstanceId{2}) == 8);
+    CHECK(api.leases_expired() == 1);
+    CHECK(api.handle("POST", "/v1/instances/1/keepalive", std::nullopt, "").status == 404);
+}
+
+TEST_CASE("HubApi: concurrent registrations, keepalives, deletes, queries, ingest and sweeping") {
+    kvbm::PositionalIndex<Hash> index(4096, 16);
+    LeaseTable leases(5ms);  // short: the sweeper races everything else
+    HubApi api(index, leases, ApiOptions{});
+    std::atomic<bool> stop{false};
+    std::thread sweeper([&] {
+        while (!stop.load()) {
+            api.sweep_expired(leases.wait_expired(stop));
+        }
+    });
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (std::uint64_t t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (std::uint64_t i = 0; i < 300; ++i) {
+                const std::uint64_t id = t * 1000 + i % 7;
+                const auto id_path = "/v1/instances/" + std::to_string(id);
+                const int reg = api.handle("POST", "/v1/instances", std::nullopt, register_body(id)).status;
+                index.apply(creates(id, i, 6));
+                const int ka = api.handle("POST", id_path + "/keepalive", std::nullopt, "").status;
+                const auto q = api.handle("POST", "/v1/features/indexer/query", std::nullopt,
+                                          R"({"hashes":[1,2,3,"4",[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,5]]})");
+                const int del = i % 3 == 0 ? api.handle("DELETE", id_path, std::nullopt, "").status : 200;
+                (void)api.handle("GET", "/v1/features/indexer/instances", std::nullopt, "");
+                if (reg != 200 || (ka != 200 && ka != 404) || q.status != 200 || (del != 200 && del != 404)) {
+                    ++bad;
+                }
+            }
+        });
+    }
+    for (auto& th : threads) {
+        th.join();
+    }
+    // Let every lease run out: the sweeper ends them all.
+    REQUIRE(leases.size() <= 28);
+    const auto deadline = Clock::now() + 10s;
+    while (leases.size() != 0 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    stop.store(true);
+    leases.wake();
+    sweeper.join();
+    CHECK(bad.load() == 0);
+    CHECK(leases.size() == 0);
+    CHECK(api.leases_expired() + api.unregistrations() >= 28);
+    CHECK(api.http_counters().get(kvbm_hub::Route::register_instance, 200) == 1200);
+}
