@@ -37,14 +37,6 @@ PAIRS = {
     "json_decode/1024": ("json_decode/1024", None),
     "index/apply": (None, "index_baseline/apply"),
     "index/query": (None, "index_baseline/query"),
-    # The channel as the pipeline uses it (other Sender copies alive): against tokio's
-    # broadcast (whose sender always takes that path) and kvbm's single-sender figure.
-    "broadcast_st_multi/rx=1": ("broadcast_st/rx=1", "broadcast_st/rx=1"),
-    "broadcast_st_multi/rx=4": ("broadcast_st/rx=4", "broadcast_st/rx=4"),
-    "broadcast_st_multi/rx=16": ("broadcast_st/rx=16", "broadcast_st/rx=16"),
-    "broadcast_mt_multi/rx=1": ("broadcast_mt/rx=1", "broadcast_mt/rx=1"),
-    "broadcast_mt_multi/rx=2": ("broadcast_mt/rx=2", "broadcast_mt/rx=2"),
-    "broadcast_mt_multi/rx=4": ("broadcast_mt/rx=4", "broadcast_mt/rx=4"),
     # The direct cache-manager API against the registry path.
     "pipeline/announce_release": (None, "pipeline/register_release"),
     # The opt-in eager batcher against the reference's window batcher, same load.

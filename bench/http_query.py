@@ -63,6 +63,13 @@ end
 """
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("hub")
@@ -119,9 +126,14 @@ def main():
             load = f.read().split()[:3]
         print(f"# load average before: {' '.join(load)} on {os.cpu_count()} cores; "
               f"{hits / 4096:.0%} of queries hit", file=sys.stderr)
+        hub_cpu0 = cpu_seconds(hub.proc.pid)
+        wrk_cpu0 = os.times()
         out = subprocess.run(["wrk", "-t", str(args.wrk_threads), "-c", str(args.connections), "-d",
                               f"{args.duration}s", "--latency", "-s", script, hub.url + "/", bodies],
                              capture_output=True, text=True, timeout=args.duration + 120)
+        hub_cpu = cpu_seconds(hub.proc.pid) - hub_cpu0
+        t = os.times()
+        wrk_cpu = (t.children_user - wrk_cpu0.children_user) + (t.children_system - wrk_cpu0.children_system)
         print(out.stderr, file=sys.stderr, end="")
         lines = out.stdout.splitlines()
         for line in lines:
@@ -129,6 +141,11 @@ def main():
                 print(line)
             else:
                 print("# " + line, file=sys.stderr)
+        rate = [int(l.split()[1]) for l in lines if l.startswith("hub/http_query_per_s")]
+        if rate and rate[0] > 0:
+            n = rate[0] * args.duration
+            print(f"# CPU per query: kvbm-hub {1e6 * hub_cpu / n:.1f} us, wrk {1e6 * wrk_cpu / n:.1f} us "
+                  f"(2 idle cores would allow ~{2 * n / (hub_cpu + wrk_cpu):.0f} queries/s)", file=sys.stderr)
         errors = [int(l.split()[1]) for l in lines if l.startswith("wrk_errors")]
         if out.returncode != 0 or not errors or errors[0] != 0:
             sys.exit(f"http_query: wrk failed or saw errors ({errors})")

@@ -1,6 +1,6 @@
 # Finds kvbm's optional dependencies, quietly, for both the build tree and installed
 # package configs. Sets KVBM_HAVE_XXHASH, KVBM_HAVE_NLOHMANN_JSON, KVBM_HAVE_CPPZMQ,
-# KVBM_HAVE_HTTPLIB.
+# KVBM_HAVE_NATS, KVBM_HAVE_HTTPLIB.
 include_guard(GLOBAL)
 include(CMakeFindDependencyMacro)
 
@@ -41,6 +41,30 @@ if(TARGET cppzmq)
   set(KVBM_HAVE_CPPZMQ ON)
 else()
   set(KVBM_HAVE_CPPZMQ OFF)
+endif()
+
+# NATS: the official C client (nats.c, Debian's libnats-dev). Its CMake config (cnats) is
+# not used: Debian's names a static library the package does not ship, and loading it is a
+# fatal error even with QUIET. The header and the shared library are all kvbm needs.
+if(NOT TARGET kvbm::cnats)
+  if(TARGET cnats::nats)
+    add_library(kvbm::cnats INTERFACE IMPORTED)
+    target_link_libraries(kvbm::cnats INTERFACE cnats::nats)
+  else()
+    find_path(KVBM_NATS_INCLUDE_DIR nats/nats.h)
+    find_library(KVBM_NATS_LIBRARY nats)
+    if(KVBM_NATS_INCLUDE_DIR AND KVBM_NATS_LIBRARY)
+      add_library(kvbm::cnats UNKNOWN IMPORTED)
+      set_target_properties(kvbm::cnats PROPERTIES
+        IMPORTED_LOCATION "${KVBM_NATS_LIBRARY}"
+        INTERFACE_INCLUDE_DIRECTORIES "${KVBM_NATS_INCLUDE_DIR}")
+    endif()
+  endif()
+endif()
+if(TARGET kvbm::cnats)
+  set(KVBM_HAVE_NATS ON)
+else()
+  set(KVBM_HAVE_NATS OFF)
 endif()
 
 # cpp-httplib (kvbm::hub). Upstream's CMake package gives httplib::httplib; Debian's

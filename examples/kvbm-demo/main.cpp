@@ -14,6 +14,7 @@
 // workers' registries; after a graceful stop the hub must be empty and every published
 // batch applied. The last line printed is one JSON object; the exit code is 1 when a check
 // failed.
+#include "faults.hpp"
 #include "hub_service.hpp"
 #include "worker.hpp"
 #include "workload.hpp"
@@ -58,6 +59,9 @@ struct Options {
     std::string http = "127.0.0.1:1337";  // hub mode: the HTTP listener
     std::string hub_url;                  // worker mode: the hub's HTTP API
     double duration = 0;                  // hub mode: seconds (0: until SIGINT/SIGTERM)
+    bool faults = false;                  // mode all: inject faults on a schedule (faults.hpp)
+    std::size_t fault_every = 250;
+    std::size_t fault_span = 60;
 };
 
 /// Unsigned decimal integers only: CLI11's own conversion also reads 0x.. and octal.
@@ -90,6 +94,14 @@ Options parse(int argc, char** argv) {
     app.add_option("--max-seq-len", o.max_seq_len, "Tokens per sequence at most")->check(decimal)->group(workload);
     app.add_option("--check-every", o.check_every, "Requests between checks")->check(decimal)->group(workload);
     app.add_option("--seed", o.seed, "Workload seed")->check(decimal)->group(workload);
+
+    const std::string faults = "Fault injection (mode all)";
+    app.add_flag("--faults", o.faults,
+                 "Inject hub restarts, publish-failure windows and channel lag on a schedule; check the hub "
+                 "reconverges after each")
+        ->group(faults);
+    app.add_option("--fault-every", o.fault_every, "Requests between faults")->check(decimal)->group(faults);
+    app.add_option("--fault-span", o.fault_span, "Requests served while a fault lasts")->check(decimal)->group(faults);
 
     const std::string hub = "Hub (mode hub)";
     app.add_option("--bind", o.bind, "Events (ZeroMQ) endpoint to bind")->group(hub);
@@ -428,6 +440,10 @@ int main(int argc, char** argv) {
         }
         if (o.mode == "worker") {
             return run_workers(o, o.hub_url, false);
+        }
+        if (o.faults) {
+            return run_faults(FaultOptions{o.workers, o.requests, std::max<std::size_t>(1, o.fault_every), o.fault_span,
+                                           o.block_size, o.budget, o.max_seq_len, o.users, o.system_prompts, o.seed});
         }
         kvbm_hub::HubServer hub(hub_options(o, "127.0.0.1:0", "tcp://127.0.0.1:0"));
         return run_workers(o, hub.http_url(), true);

@@ -8,6 +8,9 @@
 #include <kvbm/index.hpp>
 #include <kvbm/prometheus.hpp>
 #include <kvbm/zmq_hub.hpp>
+#ifdef KVBM_HUB_HAVE_NATS
+#include <kvbm/nats_hub.hpp>
+#endif
 
 #include <httplib.h>
 #include <sys/socket.h>
@@ -37,6 +40,11 @@ struct HubOptions {
     std::optional<std::string> control_token;
     /// When set, ingest needs CURVE with a listed key, and a key publishes only for its ids.
     std::optional<CurveConfig> curve;
+#ifdef KVBM_HUB_HAVE_NATS
+    /// When set, batches are also read from NATS (`[prefix.]kvbm.events`, optionally through
+    /// JetStream with an index snapshot), into the same ingest as ZeroMQ.
+    std::optional<kvbm::NatsHubOptions> nats;
+#endif
 };
 
 namespace detail {
@@ -80,6 +88,11 @@ public:
                   m_api.note_applied(batch.instance_id);
               },
               ingest_options(m_options)) {
+#ifdef KVBM_HUB_HAVE_NATS
+        if (m_options.nats) {  // the same ingest (one set of counters), and the index for snapshots
+            m_nats = std::make_unique<kvbm::NatsHub<Hash>>(m_ingest.ingest(), *m_options.nats, &m_index);
+        }
+#endif
         if (m_options.curve) {
             m_zap = std::make_unique<ZapHandler>(m_ingest.context(), *m_options.curve);
         }
@@ -114,6 +127,9 @@ public:
             if (m_sweeper.joinable()) {
                 m_sweeper.join();
             }
+#ifdef KVBM_HUB_HAVE_NATS
+            m_nats.reset();  // stops reading; with JetStream, saves the last snapshot
+#endif
             m_ingest.stop();  // shuts the context down: the ZAP handler's socket closes
             if (m_zap) {
                 m_zap->stop();
@@ -127,7 +143,13 @@ public:
     [[nodiscard]] const std::string& zmq_endpoint() const noexcept { return m_zmq_endpoint; }
     /// The one line kvbm-hub prints when ready.
     [[nodiscard]] std::string ready_line() const {
-        return "{\"http\":\"" + m_http_url + "\",\"zmq\":\"" + m_zmq_endpoint + "\"}";
+        std::string nats;
+#ifdef KVBM_HUB_HAVE_NATS
+        if (m_nats) {
+            nats = ",\"nats\":\"" + m_nats->events_subject() + "\"";
+        }
+#endif
+        return "{\"http\":\"" + m_http_url + "\",\"zmq\":\"" + m_zmq_endpoint + "\"" + nats + "}";
     }
 
     [[nodiscard]] kvbm::PositionalIndex<Hash>& index() noexcept { return m_index; }
@@ -137,6 +159,11 @@ public:
     template <class Visitor>
     void for_each_metric(Visitor&& visit) const {
         m_ingest.for_each_metric(visit);
+#ifdef KVBM_HUB_HAVE_NATS
+        if (m_nats) {
+            m_nats->for_each_metric(visit);  // kvbm_nats_hub_* (the ingest is the one above)
+        }
+#endif
         m_index.for_each_metric(visit);
         m_api.for_each_metric(visit);
         if (m_zap) {
@@ -263,6 +290,9 @@ private:
     LeaseTable m_leases;
     HubApi m_api;
     kvbm::ZmqHub<Hash> m_ingest;
+#ifdef KVBM_HUB_HAVE_NATS
+    std::unique_ptr<kvbm::NatsHub<Hash>> m_nats;  // after m_ingest, whose ingest it feeds
+#endif
     std::unique_ptr<ZapHandler> m_zap;  // CURVE only; on the ingest's context
     std::string m_zmq_endpoint;
     std::string m_http_url;

@@ -5,8 +5,11 @@
 //   kvbm-hub [--http HOST:PORT] [--zmq-bind ENDPOINT] [--advertise-host HOST]
 //            [--block-size N] [--max-seq-len N] [--lease-ttl SECONDS]
 //            [--curve-secret-key FILE --curve-allow FILE] [--control-token FILE]
+//            [--nats URL[,URL...] [--subject-prefix P] [--jetstream STREAM --snapshot FILE
+//             [--stream-max-msgs N] [--stream-max-bytes N] [--stream-max-age SECONDS]]]
 //
-// When ready it prints one line on stdout, {"http":"http://HOST:PORT","zmq":"tcp://HOST:PORT"};
+// When ready it prints one line on stdout, {"http":"http://HOST:PORT","zmq":"tcp://HOST:PORT"}
+// (plus "nats":"SUBJECT" with --nats);
 // logs go to stderr; SIGINT/SIGTERM stop it (exit 0).
 #include "hub_server.hpp"
 
@@ -94,6 +97,39 @@ int main(int argc, char** argv) {
     app.add_option("--curve-allow", curve_allow_file,
                    "file of 'PUBLIC_KEY INSTANCE_ID' lines: the keys allowed to publish, and for which ids")
         ->check(CLI::ExistingFile);
+#ifdef KVBM_HUB_HAVE_NATS
+    std::string nats_urls;
+    std::string subject_prefix;
+    kvbm::NatsJetStreamOptions jetstream;
+    std::string stream;
+    std::string snapshot_file;
+    std::int64_t max_age_s = 0;
+    auto* nats_group = "NATS ingest (beside ZeroMQ)";
+    app.add_option("--nats", nats_urls, "read batches from NATS too: server URL(s), comma-separated")
+        ->group(nats_group);
+    app.add_option("--subject-prefix", subject_prefix, "subjects are PREFIX.kvbm.events / PREFIX.kvbm.resync")
+        ->group(nats_group);
+    app.add_option("--jetstream", stream,
+                   "read through JetStream stream STREAM (created if missing) and a durable consumer")
+        ->group(nats_group);
+    app.add_option("--snapshot", snapshot_file,
+                   "with --jetstream: the index snapshot file (restarts replay only what came after it)")
+        ->group(nats_group);
+    app.add_option("--stream-max-msgs", jetstream.max_messages, "limit of a stream the hub creates (0: none)")
+        ->group(nats_group)
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--stream-max-bytes", jetstream.max_bytes, "limit of a stream the hub creates (0: none)")
+        ->group(nats_group)
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--stream-max-age", max_age_s, "limit of a stream the hub creates, seconds (0: none)")
+        ->group(nats_group)
+        ->check(CLI::NonNegativeNumber);
+    std::int64_t snapshot_interval_ms = 10000;
+    app.add_option("--snapshot-interval", snapshot_interval_ms, "milliseconds between snapshots")
+        ->capture_default_str()
+        ->group(nats_group)
+        ->check(CLI::PositiveNumber);
+#endif
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -106,6 +142,34 @@ int main(int argc, char** argv) {
         if (!control_token_file.empty()) {
             options.control_token = read_secret_line(control_token_file, "--control-token");
         }
+#ifdef KVBM_HUB_HAVE_NATS
+        if (!nats_urls.empty()) {
+            kvbm::NatsHubOptions n;
+            n.connection.servers.clear();
+            std::stringstream urls(nats_urls);
+            for (std::string url; std::getline(urls, url, ',');) {
+                if (!url.empty()) {
+                    n.connection.servers.push_back(url);
+                }
+            }
+            n.connection.name = "kvbm-hub";
+            n.subject_prefix = subject_prefix;
+            if (!stream.empty()) {
+                jetstream.stream = stream;
+                jetstream.snapshot_path = snapshot_file;
+                jetstream.max_age = std::chrono::seconds(max_age_s);
+                jetstream.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
+                n.jetstream = jetstream;
+                if (snapshot_file.empty()) {
+                    std::cerr << "kvbm-hub: --jetstream without --snapshot: a restart replays the whole stream, "
+                                 "which is exact only while the stream has dropped nothing\n";
+                }
+            }
+            options.nats = std::move(n);
+        } else if (!stream.empty() || !subject_prefix.empty() || !snapshot_file.empty()) {
+            throw std::invalid_argument("--jetstream, --subject-prefix and --snapshot need --nats");
+        }
+#endif
         if (curve_secret_file.empty() != curve_allow_file.empty()) {
             throw std::invalid_argument("--curve-secret-key and --curve-allow go together");
         }
@@ -128,6 +192,9 @@ int main(int argc, char** argv) {
         kvbm_hub::HubServer server(options);
         std::cout << server.ready_line() << std::endl;  // flushed: scripts wait for it
         std::cerr << "kvbm-hub: serving HTTP on " << server.http_url() << ", ingest on " << server.zmq_endpoint()
+#ifdef KVBM_HUB_HAVE_NATS
+                  << (options.nats ? " and NATS" : "")
+#endif
                   << " (block size " << options.block_size << ", max_seq_len " << options.max_seq_len << ", lease "
                   << options.lease_ttl.count() << " ms)\n";
         int sig = 0;

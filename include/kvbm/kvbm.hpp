@@ -4,7 +4,8 @@
 ///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq: <kvbm/zmq_publisher.hpp> for a worker,
 ///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/hub_client.hpp> (kvbm::hub, cpp-httplib + cppzmq:
-///   a worker joining a kvbm-hub).
+///   a worker joining a kvbm-hub), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp>
+///   (kvbm::nats, nats.c).
 #pragma once
 
 #include <kvbm/batcher.hpp>
@@ -16,6 +17,7 @@
 #include <kvbm/hash.hpp>
 #include <kvbm/hub_ingest.hpp>
 #include <kvbm/index.hpp>
+#include <kvbm/index_snapshot.hpp>
 #include <kvbm/json_text.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/metrics.hpp>

@@ -1,6 +1,7 @@
 /// @file kvbm/detail/broadcast_fence.hpp
 /// Part of kvbm/broadcast.hpp: the platform pieces of the channel. The asymmetric fence's
-/// expensive half (membarrier) and its failure hook, the inlining macros.
+/// expensive half (membarrier) and its failure hook, the inlining macros (cpu_relax is in
+/// detail/platform.hpp).
 #pragma once
 
 #include <kvbm/config.hpp>
