@@ -7,7 +7,7 @@ packages=(cmake ninja-build g++ clang-14 libclang-rt-14-dev python3
           python3-zmq python3-msgpack
           libcpp-httplib-dev libcli11-dev libnats-dev nats-server
           clang-format-14 clang-tidy-14 doxygen wrk python3-prometheus-client
-          libc++-14-dev libc++abi-14-dev curl)
+          libc++-14-dev libc++abi-14-dev curl ccache)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,8 +93,9 @@ TEST_CASE("flush returns once the queue has drained to a slow hub", "[zmq][flush
     // The drained reconnection raised no resync (the hub lost nothing), and publishing
     // goes on on the fresh socket.
     CHECK_FALSE(pub.take_resync_request());
+    REQUIRE(pub.publish("s", payload));  // waits for the fresh connection's subscription
     CHECK(pub.subscribed());
-    REQUIRE(pub.publish("s", payload));
+    CHECK_FALSE(pub.take_resync_request());
     REQUIRE(hub.wait_for_batches(n + 1, 30s));
     CHECK(hub.stats().rejected() == 0);
     CHECK(pub.flush());  // something to drain again, and the hub is reading

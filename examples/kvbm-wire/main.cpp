@@ -27,9 +27,10 @@ std::string read_stdin() {
 }
 }  // namespace kvbm_wire
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_cli(int argc, char** argv) {
     using namespace kvbm_wire;
-    std::ios::sync_with_stdio(false);
 
     CLI::App app("kvbm-wire: Dynamo KV Block Manager hashes and wire messages, as the Rust reference computes them",
                  "kvbm-wire");
@@ -100,6 +101,18 @@ int main(int argc, char** argv) {
         return 0;
     } catch (const std::exception& err) {  // CLI::ParseError included
         std::cout.flush();
+        std::cerr << "error: " << err.what() << '\n';
+        return 1;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::ios::sync_with_stdio(false);
+    try {
+        return run_cli(argc, argv);
+    } catch (const std::exception& err) {  // building the command line failed (out of memory)
         std::cerr << "error: " << err.what() << '\n';
         return 1;
     }

@@ -4,10 +4,12 @@
 /// (`rmp_serde::from_slice`), without a DOM and without a dependency.
 ///
 /// Wire form (SPEC section 5):
+/// ```
 ///   KvbmCacheEvents  92 <events> <instance_id>          (a struct is an array of its fields)
 ///   Create / Remove  81 a6 "Create" <array of hashes>    (newtype variant: map of 1 entry)
 ///   Shutdown         a8 "Shutdown"                       (unit variant: its name)
 ///   hash, id         c4 10 <16 bytes big-endian>         (u128 as bin8 of 16 bytes)
+/// ```
 /// Arrays use the smallest header: 9N (N <= 15), dc + u16, dd + u32.
 ///
 /// Decoding accepts every form rmp-serde 1.1 accepts for these types: the struct as an array
@@ -64,6 +66,7 @@ enum class TrailingBytes : std::uint8_t {
     reject,  ///< an error: "N trailing bytes after the message"
 };
 
+/// How strictly a decoder reads its input.
 struct DecodeOptions {
     TrailingBytes trailing_bytes = TrailingBytes::ignore;
 };

@@ -591,6 +591,7 @@ consteval Uint128 operator""_u128() {
 
 KVBM_NAMESPACE_END
 
+/// Hashes a Uint128 by its 128 bits, for unordered containers.
 template <>
 struct std::hash<kvbm::Uint128> {
     std::size_t operator()(const kvbm::Uint128& v) const noexcept {

@@ -29,7 +29,6 @@
 
 #include <zmq.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -115,6 +114,11 @@ public:
     PublishResult publish(std::string_view /*subject*/, std::span<const std::uint8_t> bytes) noexcept {
         try {
             poll_subscriptions(0);
+            if (!m_subscribed && m_reopened) {
+                // The first publish after a draining flush: the fresh connection's
+                // subscription is a round trip away; wait for it (bounded) instead of failing.
+                (void)wait_connected(m_options.flush_timeout);
+            }
             if (!m_subscribed) {
                 m_dropped_no_subscriber.fetch_add(1, std::memory_order_relaxed);
                 return PublishResult::failure("kvbm::ZmqPublisher: no hub subscribed, batch dropped");
@@ -151,9 +155,10 @@ public:
     /// when something was published since the last flush, flush closes the socket with
     /// ZMQ_LINGER = the time left, terminates the publisher's own context, and succeeds if
     /// that returned before the deadline; then it opens a fresh context and socket to the
-    /// same endpoint and waits (within the same deadline, without failing on it) for the
-    /// hub's subscription. A drained reconnection raises no resync request (the hub lost
-    /// nothing); a failed drain raises one (it may have lost the tail).
+    /// same endpoint without waiting (the next publish waits, up to flush_timeout, for the
+    /// hub's subscription on it, so a flush at stop costs only the drain). A drained
+    /// reconnection raises no resync request (the hub lost nothing); a failed drain raises
+    /// one (it may have lost the tail).
     ///
     /// Guarantee on success: every accepted batch was handed to the kernel's connection to
     /// the hub (a hub that stopped reading with the kernel buffers full may still miss the
@@ -163,6 +168,9 @@ public:
     PublishResult flush() noexcept {
         try {
             poll_subscriptions(0);
+            if (!m_subscribed && m_reopened) {
+                (void)wait_connected(m_options.flush_timeout);  // as publish does
+            }
             if (m_published_since_flush == 0) {
                 return m_subscribed ? PublishResult::success()
                                     : PublishResult::failure("kvbm::ZmqPublisher: no hub subscribed");
@@ -312,9 +320,8 @@ private:
         m_own_context = std::make_unique<zmq::context_t>(1);
         m_socket = zmq::socket_t(*m_own_context, zmq::socket_type::xpub);
         m_suppress_resync = drained;  // our own reconnection: the hub lost nothing
+        m_reopened = true;            // the next publish waits for the subscription
         setup();
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        (void)wait_connected(std::max(left, std::chrono::milliseconds(1)));
         if (!drained) {
             return PublishResult::failure("kvbm::ZmqPublisher: send queue not drained within " +
                                           std::to_string(m_options.flush_timeout.count()) +
@@ -360,6 +367,7 @@ private:
             m_subscribed = m_subscribed || topic.starts_with(prefix);
         }
         m_subscribed_seen.store(m_subscribed, std::memory_order_relaxed);
+        m_reopened = m_reopened && !m_subscribed;
     }
 
     std::unique_ptr<zmq::context_t> m_own_context;  // declared first: outlives the socket
@@ -369,6 +377,7 @@ private:
     std::map<std::string, std::size_t> m_prefixes;  // topic prefix -> hub connections subscribed to it
     bool m_subscribed = false;
     bool m_suppress_resync = false;  // the next subscription is flush's own reconnection
+    bool m_reopened = false;         // flush reopened the socket; no subscription on it yet
     std::uint64_t m_published_since_flush = 0;
     std::atomic<bool> m_subscribed_seen{false};  // m_subscribed, for other threads (metrics)
     std::atomic<bool> m_resync_requested{false};
