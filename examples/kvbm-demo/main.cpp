@@ -461,7 +461,9 @@ kvbm_hub::HubOptions hub_options(const Options& o, const std::string& http, cons
     h.zmq_bind = bind;
     h.block_size = o.block_size;
     h.max_seq_len = o.max_seq_len;
-    h.http_threads = 4;
+    // Each worker's HubClient keeps an HTTP connection (lease keep-alive), and httplib gives
+    // every open connection a thread: room for all of them, the router and the checker.
+    h.http_threads = o.workers + 4;
     return h;
 }
 
