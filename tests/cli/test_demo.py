@@ -38,6 +38,15 @@ check("all: events flowed", res["events_created"] > 0 and res["events_removed"] 
 check("all: router found prefixes", res["router_hit_rate"] > 0.2, res)
 check("all: progress lines", len(re.findall(r"^\[\s*\d+/3000\]", r.stdout, re.M)) == 3, r.stdout)
 
+# 1b. More workers than the hub's base HTTP threads: each HubClient holds a connection, and
+# the router's queries must still be served (the default --workers 4 once starved them).
+r = subprocess.run([demo, "--requests", "600", "--check-every", "300", "--workers", "6"], capture_output=True,
+                   text=True, timeout=300)
+check("6 workers: exit 0", r.returncode == 0, r.stderr)
+if r.returncode == 0:
+    res6 = last_json(r.stdout)
+    check("6 workers: mismatches == 0", res6["mismatches"] == 0 and res6["lost"] == 0, res6)
+
 # 2. Hub and workers in separate processes.
 hub = subprocess.Popen([demo, "hub", "--bind", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0"],
                        stdout=subprocess.PIPE, text=True)
