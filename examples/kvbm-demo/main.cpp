@@ -354,13 +354,13 @@ int run_workers(const Options& o, const std::string& hub_url, bool own_hub, cons
     HubStats final_stats;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (true) {
-        final_stats = hub.stats();
         lost = 0;
         for (auto& w : workers) {
             const std::uint64_t applied = hub.applied(w->id());
             const std::uint64_t published = w->metrics().batches_published;
             lost += published > applied ? published - applied : 0;
         }
+        final_stats = hub.stats();  // after the applied counts: it includes the last Shutdowns
         if (lost == 0 || std::chrono::steady_clock::now() > deadline) {
             break;
         }
