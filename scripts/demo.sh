@@ -7,5 +7,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${KVBM_BUILD_ROOT:-$root/build-demo}
 "$root/scripts/deps.sh"
 cmake -S "$root" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVBM_BUILD_TESTS=OFF -DKVBM_BUILD_BENCH=OFF >/dev/null
-cmake --build "$out" -j "$(nproc)" --target kvbm-demo kvbm-wire
+cmake --build "$out" -j "$(nproc)" --target kvbm-demo kvbm-wire kvbm-hub
 exec "$out/examples/kvbm-demo" "$@"

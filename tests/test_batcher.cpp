@@ -423,7 +423,7 @@ TEST_CASE("eager: under a steady trickle the spacing lets batches form", "[batch
     std::vector<Clock::duration> spaced{0us};
     for (const auto leave : {50us, 100us, 150us, 200us}) {
         for (int i = 0; i < (leave == 50us ? 4 : 5); ++i) {
-            spaced.push_back(leave);
+            spaced.emplace_back(leave);
         }
     }
     CHECK(leave_times(BatchingConfig{10ms, 1024, BatchingMode::eager, 50us}, trickle) == spaced);

@@ -62,7 +62,7 @@ TEST_CASE("send with no receiver hands the value back", "[broadcast]") {
     REQUIRE_FALSE(static_cast<bool>(refused));
     REQUIRE(refused.receiver_count() == 0);
     REQUIRE(refused.value() == "hello");
-    REQUIRE(std::move(refused).value() == "hello");
+    REQUIRE(std::move(refused).value() == "hello");  // NOLINT(bugprone-use-after-move): the rvalue overload
 
     auto rx2 = tx.subscribe();
     REQUIRE(tx.send("world").ok());

@@ -164,7 +164,7 @@ TEST_CASE("RecvResult's move-assignment that throws leaves it holding nothing", 
         REQUIRE_THROWS_AS(a = std::move(b), std::runtime_error);
         REQUIRE_FALSE(a.has_value());  // claims nothing: its destructor destroys nothing
         REQUIRE_THROWS_AS(a.value(), std::logic_error);
-        REQUIRE(b->value() == 2);  // the source still holds its value
+        REQUIRE(b->value() == 2);  // NOLINT(bugprone-use-after-move): the failed move left it intact
         a = std::move(b);
         REQUIRE(a->value() == 2);
         REQUIRE(ThrowingMove::live == 2);  // a's value and b's moved-from shell

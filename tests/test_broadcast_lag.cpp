@@ -45,7 +45,7 @@ void require_lagged(bc::Receiver<T>& rx, std::uint64_t n) {
 // Every case runs for a trivially copyable value (seqlock slots) and a std::string (locked
 // slots with remaining-reader counts), and with positions starting at 0 and just below
 // 2^64, so the ring wraps the 64-bit position space while the test runs.
-#define LAG_TYPES int, std::string
+#define LAG_TYPES int, std::string  // NOLINT(readability-identifier-naming): test-local
 
 TEMPLATE_TEST_CASE("lagging receiver, as tokio's lagging_rx", "[broadcast][lag]", LAG_TYPES) {
     for (const std::uint64_t first : {std::uint64_t{0}, ~std::uint64_t{0} - 2}) {

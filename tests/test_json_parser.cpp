@@ -91,7 +91,7 @@ TEST_CASE("u128 text equals the exact decimal conversion") {
     values.push_back(kvbm::Uint128::max());
     std::mt19937_64 rng(20240607);
     for (int i = 0; i < 200000; ++i) {
-        const unsigned shift = static_cast<unsigned>(rng() % 128);
+        const auto shift = static_cast<unsigned>(rng() % 128);
         values.push_back(kvbm::Uint128::from_parts(rng(), rng()) >> shift);
     }
     for (const auto& v : values) {

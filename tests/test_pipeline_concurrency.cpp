@@ -50,6 +50,9 @@ TEST_CASE("registry find/contains/snapshot race registrations and attach/detach 
     std::vector<std::thread> threads;
     for (int t = 0; t < writers; ++t) {
         threads.emplace_back([&, t] {
+            while (lookups.load() == 0) {  // start once the reader runs: the two overlap
+                std::this_thread::yield();
+            }
             std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 1);
             std::vector<BlockRegistrationHandle<>> mine;
             for (int i = 0; i < 4000; ++i) {

@@ -137,7 +137,9 @@ namespace {
 struct Witness {
     Witness(BlockRegistry<> r, PositionalLineageHash h, std::shared_ptr<Log> l)
         : registry(std::move(r)), hash(h), log(std::move(l)) {}
-    Witness(Witness&& o) noexcept : registry(o.registry), hash(o.hash), log(std::move(o.log)) {}
+    // Copies the registry handle: the moved-from witness's destructor still looks it up.
+    Witness(Witness&& o) noexcept  // NOLINT(performance-move-constructor-init)
+        : registry(o.registry), hash(o.hash), log(std::move(o.log)) {}
     Witness& operator=(Witness&&) = delete;
     ~Witness() {
         if (log) {

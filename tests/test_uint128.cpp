@@ -62,7 +62,7 @@ TEST_CASE("decimal text of every digit count, chunk boundary and random value", 
     }
     std::mt19937_64 rng(128);
     for (int i = 0; i < 20000; ++i) {
-        const unsigned bits = static_cast<unsigned>(rng() % 129);  // every magnitude
+        const auto bits = static_cast<unsigned>(rng() % 129);  // every magnitude
         values.push_back((Uint128::from_parts(rng(), rng())) >> (128 - bits));
     }
     for (const Uint128& v : values) {

@@ -4,6 +4,8 @@
 // what was still queued, and frames above the size limits never reach the index.
 #include "zmq_helpers.hpp"
 
+#include <kvbm/events_publisher.hpp>
+#include <kvbm/manager.hpp>
 #include <kvbm/zmq.hpp>
 
 #include <catch2/catch.hpp>
@@ -272,4 +274,67 @@ TEST_CASE("frames above the limits never reach the index", "[zmq][oversized]") {
         CHECK(index.entries_of(7U) == 0);
         CHECK(hub.last_error().find("above the limit of 1024") != std::string::npos);
     }
+}
+
+TEST_CASE("an idle worker notices a restarted hub and republishes its live set without a new event",
+          "[zmq][reconnect][resync]") {
+    PositionalIndex<> first_index(1024, 16);
+    auto hub = std::make_unique<ZmqHub<>>(first_index);
+    const std::string endpoint = hub->endpoint();
+
+    auto events = std::make_shared<kvbm::EventsManager<>>();
+    auto transport = std::make_shared<ZmqPublisher>(endpoint);
+    REQUIRE(transport->wait_connected(10s));
+    kvbm::EventsPublisher<> publisher(*events, transport, InstanceId{7U});
+    std::vector<kvbm::AnnouncedBlock<>> blocks;
+    for (const auto& h : chain(5, 6)) {
+        blocks.push_back(events->announce(h));
+    }
+    const auto holds_all = [&](const PositionalIndex<>& index) {
+        return index.size() == 6 && index.holders(chain(5, 6)[5]) == std::vector<InstanceId>{7U};
+    };
+    const auto eventually = [](auto&& pred, std::chrono::seconds limit) {
+        const auto deadline = clock_type::now() + limit;
+        while (!pred()) {
+            if (clock_type::now() > deadline) {
+                return false;
+            }
+            std::this_thread::sleep_for(2ms);
+        }
+        return true;
+    };
+    REQUIRE(eventually([&] { return holds_all(first_index); }, 20s));
+    // The first subscription's resync is done and nothing is pending: from here on the
+    // worker is idle, and only reading the socket while idle can reveal the restart.
+    REQUIRE(eventually(
+        [&] {
+            const auto m = publisher.metrics();
+            return m.resync_pending == 0 && m.recoveries >= 1;
+        },
+        20s));
+    // ... and the batcher's last stream batch is out too: nothing published for 300 ms
+    // (30 batch windows).
+    for (auto [last, quiet_since] = std::pair{publisher.metrics().batches_published, clock_type::now()};
+         clock_type::now() - quiet_since < 300ms;) {
+        std::this_thread::sleep_for(10ms);
+        if (const auto now = publisher.metrics().batches_published; now != last) {
+            last = now;
+            quiet_since = clock_type::now();
+        }
+    }
+    const auto connects_before = publisher.metrics().resyncs_for_hub_connect;
+
+    // The hub restarts empty; the worker sends nothing new. Its publisher must still see the
+    // new subscription (read while idle) and resync: Shutdown, then the six live blocks.
+    hub.reset();
+    PositionalIndex<> second_index(1024, 16);
+    ZmqHubOptions same;
+    same.bind = endpoint;
+    ZmqHub<> restarted(second_index, same);
+    CHECK(eventually([&] { return holds_all(second_index); }, 30s));
+    CHECK(publisher.metrics().resyncs_for_hub_connect > connects_before);
+
+    blocks.clear();  // every Remove reaches the restarted hub
+    CHECK(eventually([&] { return second_index.empty(); }, 30s));
+    CHECK(publisher.stop().ok());
 }

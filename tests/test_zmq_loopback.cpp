@@ -79,7 +79,7 @@ TEST_CASE("many batches in order from several publishers", "[zmq]") {
     // keeps the index right (a Remove overtaking its Create would leave a stale entry).
     for (int r = 0; r < rounds; ++r) {
         for (int w = 0; w < workers; ++w) {
-            const auto c = chain(static_cast<std::uint64_t>(w * 1000 + r % 7), 64);
+            const auto c = chain(static_cast<std::uint64_t>(w) * 1000 + static_cast<std::uint64_t>(r % 7), 64);
             REQUIRE(pubs[static_cast<std::size_t>(w)]->publish("s", encoded(creates(InstanceId{unsigned(w)}, c))));
             if (r + 1 < rounds) {
                 REQUIRE(pubs[static_cast<std::size_t>(w)]->publish(

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <list>
 #include <memory>
 #include <optional>
@@ -112,7 +113,7 @@ std::set<kvbm::Uint128> hub_view(const kvbm::PositionalIndex<>& index, kvbm::Ins
     return out;
 }
 
-int main() {
+static int run_main() {
     using namespace std::chrono_literals;
     // The router side, in process for this check: a hub applying events to an index.
     kvbm::PositionalIndex<> index(/*max_seq_len=*/1 << 16, /*block_size=*/16);
@@ -166,4 +167,16 @@ int main() {
     std::printf("kv-cache-manager: stopped %s, hub entries after stop: %zu\n", stopped ? "cleanly" : "LATE",
                 index.snapshot().size());
     return agree && stopped && index.empty() && !want.empty() ? 0 : 1;
+}
+
+// Whatever escapes the program's body is reported on one line, with a non-zero exit.
+int main() {
+    try {
+        return run_main();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kv-cache-manager: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "kv-cache-manager: unknown error\n");
+    }
+    return 1;
 }

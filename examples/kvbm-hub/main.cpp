@@ -20,6 +20,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -60,7 +61,7 @@ std::string read_secret_line(const std::string& path, const char* flag) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
     CLI::App app{"kvbm-hub: the KV block index as a service (ZeroMQ ingest, HTTP discovery API)"};
     std::string http = "127.0.0.1:1337";
     kvbm_hub::HubOptions options;
@@ -210,4 +211,16 @@ int main(int argc, char** argv) {
         return 1;
     }
     return 0;
+}
+
+// Whatever escapes the program's body is reported on one line, with a non-zero exit.
+int main(int argc, char** argv) {
+    try {
+        return run_main(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kvbm-hub: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "kvbm-hub: unknown error\n");
+    }
+    return 1;
 }

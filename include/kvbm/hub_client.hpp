@@ -90,7 +90,8 @@ struct HubConfig {
 /// hold it by pointer or `std::ref`.
 ///
 /// Thread-safety: publish and flush from one thread at a time (the events publisher's
-/// worker); the counters, take_resync_request and config from any thread; stop from one.
+/// worker, which also calls take_resync_request); the counters and config from any thread;
+/// stop from one.
 /// The keepalive thread only does HTTP. Destruction stops (unregistering) and never throws.
 class HubClient {
 public:

@@ -30,7 +30,7 @@ public:
     using event_type = KvCacheEvent<H>;
 
     EventReleaseHandle(H hash, broadcast::Sender<event_type> sender) noexcept(std::is_nothrow_move_constructible_v<H>)
-        : m_hash(std::move(hash)), m_sender(std::move(sender)), m_armed(true) {}
+        : m_hash(std::move(hash)), m_sender(std::move(sender)) {}
 
     EventReleaseHandle(EventReleaseHandle&& other) noexcept(std::is_nothrow_move_constructible_v<H>)
         : m_hash(std::move(other.m_hash)),
@@ -69,7 +69,7 @@ private:
 
     H m_hash;
     broadcast::Sender<event_type> m_sender;
-    bool m_armed;
+    bool m_armed = true;  // false once moved from or released
 };
 
 KVBM_NAMESPACE_END

@@ -69,9 +69,9 @@ public:
     /// The 16 big-endian bytes (the order serde's `u128::to_be_bytes` and the wire use).
     [[nodiscard]] constexpr std::array<std::uint8_t, 16> to_be_bytes() const noexcept {
         std::array<std::uint8_t, 16> out{};
-        for (int i = 0; i < 8; ++i) {
-            out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(m_hi >> (56 - 8 * i));
-            out[static_cast<std::size_t>(8 + i)] = static_cast<std::uint8_t>(m_lo >> (56 - 8 * i));
+        for (std::size_t i = 0; i < 8; ++i) {
+            out[i] = static_cast<std::uint8_t>(m_hi >> (56 - 8 * i));
+            out[8 + i] = static_cast<std::uint8_t>(m_lo >> (56 - 8 * i));
         }
         return out;
     }

@@ -80,10 +80,10 @@ struct ZmqPublisherOptions {
 /// drops once the queue is full). A hub that never subscribed receives nothing: publishes
 /// fail until it does. Every (re)subscription raises a resync request.
 ///
-/// Thread-safety: publish, flush, wait_connected and subscribed are called by one thread
-/// at a time (ZeroMQ sockets are single-threaded; the events publisher's worker is that
-/// thread); take_resync_request, the counters and for_each_metric may be called from any
-/// thread. Destruction waits up to `options.linger` for queued messages, then discards
+/// Thread-safety: publish, flush, wait_connected, subscribed and take_resync_request are
+/// called by one thread at a time (ZeroMQ sockets are single-threaded; the events
+/// publisher's worker is that thread); the counters and for_each_metric may be called from
+/// any thread. Destruction waits up to `options.linger` for queued messages, then discards
 /// them.
 class ZmqPublisher {
 public:
@@ -187,9 +187,16 @@ public:
 
     /// True once after each hub (re)subscription seen since the last call: a new hub, or
     /// one that restarted, cannot know what this worker registered before, so the caller
-    /// resyncs (the events publisher polls this). Subscriptions are read by publish, flush,
-    /// wait_connected and subscribed; any thread may call this.
+    /// resyncs (the events publisher polls this on every turn of its loop, idle or not).
+    /// Reads the subscription messages waiting on the socket first (without blocking), so
+    /// a hub that restarts while the worker is idle is noticed without a publish: call it
+    /// from the publishing thread, like publish and flush.
     [[nodiscard]] bool take_resync_request() noexcept {
+        try {
+            poll_subscriptions(0);
+        } catch (...) {
+            // A socket error here shows up again on the next publish, which reports it.
+        }
         return m_resync_requested.exchange(false, std::memory_order_acq_rel);
     }
 

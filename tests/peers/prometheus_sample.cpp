@@ -9,6 +9,7 @@
 #include <kvbm/prometheus.hpp>
 
 #include <cstdio>
+#include <exception>
 #include <vector>
 
 namespace {
@@ -25,7 +26,7 @@ struct AwkwardSource {
 };
 }  // namespace
 
-int main() {
+static int run_main() {
     using namespace kvbm_test;
     kvbm::PositionalIndex<> index(4096, 16);
     kvbm::HubIngest<> ingest(index);
@@ -36,4 +37,16 @@ int main() {
     const std::string text = kvbm::prometheus::render(ingest, index, AwkwardSource{});
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;
+}
+
+// Whatever escapes the program's body is reported on one line, with a non-zero exit.
+int main() {
+    try {
+        return run_main();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "prometheus_sample: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "prometheus_sample: unknown error\n");
+    }
+    return 1;
 }

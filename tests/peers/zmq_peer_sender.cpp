@@ -5,9 +5,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <vector>
 
-int main(int argc, char** argv) {
+static int run_main(int argc, char** argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: zmq_peer_sender ENDPOINT\n");
         return 2;
@@ -51,4 +52,16 @@ int main(int argc, char** argv) {
         return 1;
     }
     return 0;  // the destructor lingers until the queue reached the subscriber
+}
+
+// Whatever escapes the program's body is reported on one line, with a non-zero exit.
+int main(int argc, char** argv) {
+    try {
+        return run_main(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "zmq_peer_sender: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "zmq_peer_sender: unknown error\n");
+    }
+    return 1;
 }
