@@ -3,9 +3,11 @@
 // it reports the memcpy calls inside libzmq as races. Those reports are about libzmq's
 // internals, not kvbm; kvbm's own synchronization stays checked. Has no effect without TSan.
 // TSan's own hook: its name is fixed by the sanitizer runtime.
-extern "C" const char* __tsan_default_suppressions();  // NOLINT(bugprone-reserved-identifier,readability-identifier-naming)
+// NOLINTNEXTLINE(bugprone-reserved-identifier,readability-identifier-naming)
+extern "C" const char* __tsan_default_suppressions();
 // libsodium does CURVE's crypto on libzmq's I/O thread (decrypting into the buffer handed
 // over the same way).
-extern "C" const char* __tsan_default_suppressions() {  // NOLINT(bugprone-reserved-identifier,readability-identifier-naming)
+// NOLINTNEXTLINE(bugprone-reserved-identifier,readability-identifier-naming)
+extern "C" const char* __tsan_default_suppressions() {
     return "called_from_lib:libzmq.so\ncalled_from_lib:libsodium.so\n";
 }
