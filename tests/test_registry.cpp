@@ -138,8 +138,10 @@ struct Witness {
     Witness(BlockRegistry<> r, PositionalLineageHash h, std::shared_ptr<Log> l)
         : registry(std::move(r)), hash(h), log(std::move(l)) {}
     // Copies the registry handle: the moved-from witness's destructor still looks it up.
-    Witness(Witness&& o) noexcept  // NOLINT(performance-move-constructor-init)
-        : registry(o.registry), hash(o.hash), log(std::move(o.log)) {}
+    Witness(Witness&& o) noexcept
+        : registry(o.registry),  // NOLINT(performance-move-constructor-init)
+          hash(o.hash),
+          log(std::move(o.log)) {}
     Witness& operator=(Witness&&) = delete;
     ~Witness() {
         if (log) {
