@@ -769,11 +769,14 @@ private:
             const std::int64_t d = detail::broadcast_distance(version, next);
             if (d < 0 || d == 1) {
                 // Not sent yet (d == 1: being written right now).
+                KVBM_SCHEDULE_POINT_NAMED("broadcast.recv.not_sent");
                 if (!c.m_closed.load(std::memory_order_acquire)) {
                     return RecvResult<T>(RecvStatus::empty, 0);
                 }
-                // Every send happened before the close: look once more, then it is final.
-                if (slot.version.load(std::memory_order_acquire) == detail::broadcast_published(next)) {
+                // Every send happened before the close, so the slot is final now. If it
+                // changed since we looked, classify again: it may hold our value, or values
+                // sent meanwhile may have overwritten it (then we lagged, we are not done).
+                if (slot.version.load(std::memory_order_acquire) != version) {
                     continue;
                 }
                 return RecvResult<T>(RecvStatus::closed, 0);

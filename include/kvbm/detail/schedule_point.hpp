@@ -4,7 +4,9 @@
 /// point, driven by a seeded PRNG per thread, does nothing, yields, or spins a little, so
 /// that running the same concurrent test over thousands of seeds explores many interleavings
 /// of the channel's atomic operations and locks (the closest C++ relative of tokio's loom
-/// runs; it samples schedules rather than enumerating them).
+/// runs; it samples schedules rather than enumerating them). KVBM_SCHEDULE_POINT_NAMED(name)
+/// is such a point that also calls SchedulePoints::hook, for tests that must act at one exact
+/// place (a regression test for a schedule the explorer found).
 #pragma once
 
 #if defined(KVBM_SCHEDULE_POINTS)
@@ -26,6 +28,9 @@ struct SchedulePoints {
     static inline std::atomic<std::uint64_t> hits{0};
     /// Threads that started under the current seed (each gets its own stream).
     static inline std::atomic<std::uint64_t> threads{0};
+    /// Called at every named point (KVBM_SCHEDULE_POINT_NAMED) with its name, seed or not:
+    /// lets a test run code at one exact place of another thread's operation.
+    static inline std::atomic<void (*)(const char*)> hook{nullptr};
 };
 
 struct SchedulePointState {
@@ -35,7 +40,12 @@ struct SchedulePointState {
 
 inline thread_local SchedulePointState schedule_point_state;
 
-inline void schedule_point() noexcept {
+inline void schedule_point(const char* name = nullptr) noexcept {
+    if (name != nullptr) {
+        if (auto* hook = SchedulePoints::hook.load(std::memory_order_acquire)) {
+            hook(name);
+        }
+    }
     const std::uint64_t seed = SchedulePoints::seed.load(std::memory_order_relaxed);
     if (seed == 0) {
         return;
@@ -69,9 +79,11 @@ inline void schedule_point() noexcept {
 KVBM_NAMESPACE_END
 
 #define KVBM_SCHEDULE_POINT() ::kvbm::detail::schedule_point()
+#define KVBM_SCHEDULE_POINT_NAMED(name) ::kvbm::detail::schedule_point(name)
 
 #else
 
 #define KVBM_SCHEDULE_POINT() static_cast<void>(0)
+#define KVBM_SCHEDULE_POINT_NAMED(name) static_cast<void>(0)
 
 #endif
