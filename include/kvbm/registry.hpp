@@ -138,9 +138,11 @@ public:
     // else can reach them any more, the last handle being gone), then drops the entry and
     // wakes a registration of the same hash that waits for it.
     ~Registration() {
+        KVBM_SCHEDULE_POINT();
         for (AttachmentBase* box = std::exchange(m_head, nullptr); box != nullptr;) {
             destroy_attachment(std::exchange(box, box->next));
         }
+        KVBM_SCHEDULE_POINT();
         {
             std::lock_guard lock(m_state->mutex);
             if (auto it = m_state->entries.find(m_hash); it != m_state->entries.end() && it->second.owner == this) {
@@ -360,7 +362,7 @@ public:
                 if (auto live = it->second.live.lock()) {
                     return handle_type(std::move(live));
                 }
-                KVBM_SCHEDULE_POINT();
+                KVBM_SCHEDULE_POINT_NAMED("registry.wait_for_release");
                 st.released.wait(lock);  // the previous registration is releasing: its Remove first
             }
             // From the thread's cache of registration blocks: see detail::BlockCache.
@@ -369,6 +371,7 @@ public:
             st.insert(hash, detail::RegistryEntry<H>{reg.get(), reg});
         }
         handle_type handle(std::move(reg));
+        KVBM_SCHEDULE_POINT();
         if (st.on_new) {
             st.on_new(handle);
         }
