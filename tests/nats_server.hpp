@@ -1,27 +1,15 @@
 // A real nats-server for tests: started on a free loopback port with JetStream in a
-// temporary directory, stopped (or killed) and restarted on the same port and storage.
+// temporary directory, stopped (or killed) and restarted on the same port and storage. The
+// process handling is the demo's (examples/kvbm-demo/nats_broker.hpp); this adds the tests'
+// defaults: the binary CMake found, JetStream on.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "../examples/kvbm-demo/nats_broker.hpp"
 
-#include <chrono>
-#include <csignal>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
-
-extern char** environ;
 
 namespace kvbm_test {
 
@@ -38,137 +26,14 @@ inline std::string nats_server_path() {
 }
 
 /// A loopback TCP port nobody listens on right now.
-inline int free_tcp_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) {
-        throw std::runtime_error("socket() failed");
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        ::close(fd);
-        throw std::runtime_error("bind/getsockname failed");
-    }
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
+inline int free_tcp_port() { return kvbm_demo::free_loopback_port(); }
 
-class NatsServer {
+class NatsServer : public kvbm_demo::LocalNatsServer {
 public:
-    /// Starts a server (JetStream on, storage in a fresh temporary directory); `extra` are
-    /// more command-line arguments (e.g. {"--user", "u", "--pass", "p"}).
+    /// Starts a server (JetStream on by default, storage in a fresh temporary directory);
+    /// `extra` are more command-line arguments (e.g. {"--user", "u", "--pass", "p"}).
     explicit NatsServer(bool jetstream = true, std::vector<std::string> extra = {})
-        : m_jetstream(jetstream), m_extra(std::move(extra)) {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "kvbm-nats-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        m_dir = tmpl;
-        for (int attempt = 0;; ++attempt) {
-            m_port = free_tcp_port();
-            if (start_process() || attempt == 4) {
-                break;
-            }
-        }
-        if (m_pid <= 0) {
-            throw std::runtime_error("nats-server did not start; log:\n" + log());
-        }
-    }
-    NatsServer(const NatsServer&) = delete;
-    NatsServer& operator=(const NatsServer&) = delete;
-
-    ~NatsServer() {
-        stop();
-        std::error_code ec;
-        std::filesystem::remove_all(m_dir, ec);
-    }
-
-    [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(m_port); }
-    [[nodiscard]] int port() const noexcept { return m_port; }
-    [[nodiscard]] const std::filesystem::path& dir() const noexcept { return m_dir; }
-    [[nodiscard]] bool running() const noexcept { return m_pid > 0; }
-
-    /// Stops gracefully (SIGTERM) and waits for the process.
-    void stop() { end(SIGTERM); }
-    /// Kills (SIGKILL): a crash, nothing flushed.
-    void kill() { end(SIGKILL); }
-
-    /// Starts again on the same port and storage (after stop or kill).
-    void restart() {
-        end(SIGTERM);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-        while (!start_process()) {  // the port may linger a moment
-            if (std::chrono::steady_clock::now() > deadline) {
-                throw std::runtime_error("nats-server did not restart; log:\n" + log());
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-    }
-
-    [[nodiscard]] std::string log() const {
-        std::ifstream in(m_dir / "server.log");
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-
-private:
-    // Starts the process and waits for "Server is ready" in its log; false if it exited.
-    bool start_process() {
-        const auto log_path = (m_dir / "server.log").string();
-        std::filesystem::remove(log_path);
-        std::vector<std::string> args{nats_server_path(),     "-a", "127.0.0.1", "-p",
-                                      std::to_string(m_port), "-l", log_path};
-        if (m_jetstream) {
-            args.insert(args.end(), {"-js", "-sd", (m_dir / "js").string()});
-        }
-        args.insert(args.end(), m_extra.begin(), m_extra.end());
-        std::vector<char*> argv;
-        argv.reserve(args.size() + 1);
-        for (auto& a : args) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        pid_t pid = 0;
-        if (::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-            throw std::runtime_error("cannot run " + args[0]);
-        }
-        m_pid = pid;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (std::chrono::steady_clock::now() < deadline) {
-            int status = 0;
-            if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
-                m_pid = -1;
-                return false;  // e.g. the port was taken meanwhile
-            }
-            if (log().find("Server is ready") != std::string::npos) {
-                return true;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        end(SIGKILL);
-        throw std::runtime_error("nats-server not ready after 30 s; log:\n" + log());
-    }
-
-    void end(int sig) {
-        if (m_pid <= 0) {
-            return;
-        }
-        ::kill(m_pid, sig);
-        int status = 0;
-        ::waitpid(m_pid, &status, 0);
-        m_pid = -1;
-    }
-
-    bool m_jetstream;
-    std::vector<std::string> m_extra;
-    std::filesystem::path m_dir;
-    int m_port = 0;
-    pid_t m_pid = -1;
+        : LocalNatsServer(nats_server_path(), jetstream, std::move(extra)) {}
 };
 
 }  // namespace kvbm_test

@@ -277,7 +277,7 @@ double budget_seconds() {
 // KVBM_EXPLORE_FIRST_SEED replays from a reported seed (schedules are sampled, not replayed
 // exactly: the same seed makes the same choices at each point, the OS may still interleave
 // differently, so rerun a failing seed a few hundred times).
-// KVBM_EXPLORE_SEEDS: how many seeds at most (default 20000).
+// KVBM_EXPLORE_SEEDS: how many seeds at most (default 1,000,000: the time budget decides).
 std::uint64_t env_or(const char* name, std::uint64_t fallback) {
     if (const char* env = std::getenv(name)) {
         return std::strtoull(env, nullptr, 10);
@@ -298,7 +298,7 @@ TEST_CASE("schedule explorer: the channel's invariants over many interleavings",
     std::uint64_t schedules = 0;
     std::uint64_t per_path[4] = {};
     const std::uint64_t first = env_or("KVBM_EXPLORE_FIRST_SEED", 1);
-    const std::uint64_t seeds = env_or("KVBM_EXPLORE_SEEDS", 20000);
+    const std::uint64_t seeds = env_or("KVBM_EXPLORE_SEEDS", 1000000);
     for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
         const auto path = static_cast<Path>(seed % 4);
         std::string why = seed % 5 == 0 ? run_one<CountedMsg>(seed, path) : run_one<Msg>(seed, path);
@@ -483,7 +483,7 @@ TEST_CASE("schedule explorer: the registry sends a hash's Remove before its next
     Points::hook = &count_registry_waits;
     kvbm_test::OnExit unhook([] { Points::hook = nullptr; });
     const std::uint64_t first = env_or("KVBM_EXPLORE_FIRST_SEED", 1);
-    const std::uint64_t seeds = env_or("KVBM_EXPLORE_SEEDS", 20000);
+    const std::uint64_t seeds = env_or("KVBM_EXPLORE_SEEDS", 1000000);
     std::uint64_t schedules = 0;
     for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
         const std::string why = registry_run(seed);

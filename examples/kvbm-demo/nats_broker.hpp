@@ -1,6 +1,7 @@
-// kvbm-demo --transport nats: a local nats-server for the demo when no --nats URL is given,
-// started on a free loopback port and stopped with the demo; --faults stops and restarts
-// it on the same port (a broker restart). Adapted from tests/nats_server.hpp.
+// A local nats-server child process: for kvbm-demo --transport nats when no --nats URL is
+// given (started on a free loopback port and stopped with the demo; --faults stops and
+// restarts it on the same port, a broker restart), and for the tests and the NATS bench
+// (tests/nats_server.hpp: JetStream in a temporary directory, extra arguments, kill).
 #pragma once
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -69,12 +71,16 @@ inline int free_loopback_port() {
     return ntohs(addr.sin_port);
 }
 
-/// A nats-server child process on 127.0.0.1 (core NATS, no JetStream), logging to a
-/// temporary directory. Not thread-safe: one owner thread.
+/// A nats-server child process on 127.0.0.1, logging (and, with JetStream, storing) in a
+/// fresh temporary directory removed with it. Not thread-safe: one owner thread.
 class LocalNatsServer {
 public:
-    explicit LocalNatsServer(std::string binary) : m_binary(std::move(binary)) {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "kvbm-demo-nats-XXXXXX").string();
+    /// Starts `binary` (a path, or a name looked up on $PATH) on a free port; `jetstream`
+    /// turns JetStream on with its storage in the directory; `extra` are more command-line
+    /// arguments (e.g. {"--user", "u", "--pass", "p"}).
+    explicit LocalNatsServer(std::string binary, bool jetstream = false, std::vector<std::string> extra = {})
+        : m_binary(std::move(binary)), m_jetstream(jetstream), m_extra(std::move(extra)) {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "kvbm-nats-XXXXXX").string();
         if (::mkdtemp(tmpl.data()) == nullptr) {
             throw std::runtime_error("mkdtemp failed");
         }
@@ -99,19 +105,17 @@ public:
     }
 
     [[nodiscard]] std::string url() const { return "nats://127.0.0.1:" + std::to_string(m_port); }
+    [[nodiscard]] int port() const noexcept { return m_port; }
+    [[nodiscard]] const std::filesystem::path& dir() const noexcept { return m_dir; }
+    [[nodiscard]] bool running() const noexcept { return m_pid > 0; }
 
     /// Stops gracefully (SIGTERM) and waits for the process.
-    void stop() {
-        if (m_pid <= 0) {
-            return;
-        }
-        ::kill(m_pid, SIGTERM);
-        int status = 0;
-        ::waitpid(m_pid, &status, 0);
-        m_pid = -1;
-    }
+    void stop() { end(SIGTERM); }
+    /// Kills (SIGKILL): a crash, nothing flushed.
+    void kill() { end(SIGKILL); }
 
-    /// Starts again on the same port (the port may linger a moment after a stop).
+    /// Starts again on the same port and storage, after a stop or a kill (the port may
+    /// linger a moment).
     void restart() {
         stop();
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -124,7 +128,7 @@ public:
         }
     }
 
-private:
+    /// The server's log so far.
     [[nodiscard]] std::string log() const {
         std::ifstream in(m_dir / "server.log");
         std::stringstream ss;
@@ -132,11 +136,16 @@ private:
         return ss.str();
     }
 
+private:
     // Starts the process and waits for "Server is ready" in its log; false if it exited.
     bool start_process() {
         const auto log_path = (m_dir / "server.log").string();
         std::filesystem::remove(log_path);
         std::vector<std::string> args{m_binary, "-a", "127.0.0.1", "-p", std::to_string(m_port), "-l", log_path};
+        if (m_jetstream) {
+            args.insert(args.end(), {"-js", "-sd", (m_dir / "js").string()});
+        }
+        args.insert(args.end(), m_extra.begin(), m_extra.end());
         std::vector<char*> argv;
         argv.reserve(args.size() + 1);
         for (auto& a : args) {
@@ -144,7 +153,7 @@ private:
         }
         argv.push_back(nullptr);
         pid_t pid = 0;
-        if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+        if (::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
             throw std::runtime_error("cannot run " + m_binary);
         }
         m_pid = pid;
@@ -160,14 +169,23 @@ private:
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        ::kill(m_pid, SIGKILL);
-        int status = 0;
-        ::waitpid(m_pid, &status, 0);
-        m_pid = -1;
+        end(SIGKILL);
         throw std::runtime_error("nats-server not ready after 30 s; log:\n" + log());
     }
 
+    void end(int sig) {
+        if (m_pid <= 0) {
+            return;
+        }
+        ::kill(m_pid, sig);
+        int status = 0;
+        ::waitpid(m_pid, &status, 0);
+        m_pid = -1;
+    }
+
     std::string m_binary;
+    bool m_jetstream;
+    std::vector<std::string> m_extra;
     std::filesystem::path m_dir;
     int m_port = 0;
     pid_t m_pid = -1;
