@@ -74,6 +74,48 @@ TEST_CASE("HubApi: a lease that runs out is swept from the index; others stay") 
     CHECK(api.handle("POST", "/v1/instances/1/keepalive", std::nullopt, "").status == 404);
 }
 
+TEST_CASE("HubApi: late batches of a swept or unregistered instance are dropped until it registers again") {
+    kvbm::PositionalIndex<Hash> index(4096, 16);
+    LeaseTable leases(50ms);
+    HubApi api(index, leases, ApiOptions{});
+    const kvbm::InstanceId dead{7};
+    const kvbm::InstanceId left{8};
+    const kvbm::InstanceId stranger{9};
+    REQUIRE(api.handle("POST", "/v1/instances", std::nullopt, register_body(7)).status == 200);
+    REQUIRE(api.handle("POST", "/v1/instances", std::nullopt, register_body(8)).status == 200);
+    CHECK(api.apply(creates(7, 1, 8)));
+    CHECK(api.apply(creates(8, 2, 8)));
+
+    // 7 dies without a word: its lease runs out and it is swept; 8 unregisters.
+    std::atomic<bool> stop{false};
+    api.sweep_expired({dead});
+    REQUIRE(leases.revoke(dead));
+    REQUIRE(api.handle("DELETE", "/v1/instances/8", std::nullopt, "").status == 200);
+    REQUIRE(index.entries_of(dead) == 0);
+    REQUIRE(index.entries_of(left) == 0);
+
+    // Their batches still in flight arrive: dropped, counted, the view stays right.
+    CHECK_FALSE(api.apply(creates(7, 3, 8)));
+    CHECK_FALSE(api.apply(creates(8, 4, 8)));
+    CHECK(index.entries_of(dead) == 0);
+    CHECK(index.entries_of(left) == 0);
+    CHECK(api.batches_dropped_swept() == 2);
+    CHECK(api.handle("GET", "/metrics", std::nullopt, "").status == 200);
+
+    // One that never registered is indexed (and never swept), as on the Rust hub.
+    CHECK(api.apply(creates(9, 5, 8)));
+    CHECK(index.entries_of(stranger) == 8);
+
+    // 7 was alive after all: its keepalive says 404, it registers again, and its batches (the
+    // resync) count again.
+    CHECK(api.handle("POST", "/v1/instances/7/keepalive", std::nullopt, "").status == 404);
+    REQUIRE(api.handle("POST", "/v1/instances", std::nullopt, register_body(7)).status == 200);
+    CHECK(api.apply(creates(7, 6, 8)));
+    CHECK(index.entries_of(dead) == 8);
+    CHECK(api.tombstone_ttl() >= std::chrono::minutes(1));
+    stop.store(true);
+}
+
 TEST_CASE("HubApi: concurrent registrations, keepalives, deletes, queries, ingest and sweeping") {
     kvbm::PositionalIndex<Hash> index(4096, 16);
     LeaseTable leases(5ms);  // short: the sweeper races everything else
@@ -92,7 +134,7 @@ TEST_CASE("HubApi: concurrent registrations, keepalives, deletes, queries, inges
                 const std::uint64_t id = t * 1000 + i % 7;
                 const auto id_path = "/v1/instances/" + std::to_string(id);
                 const int reg = api.handle("POST", "/v1/instances", std::nullopt, register_body(id)).status;
-                index.apply(creates(id, i, 6));
+                (void)api.apply(creates(id, i, 6));  // dropped if the sweeper got there first
                 const int ka = api.handle("POST", id_path + "/keepalive", std::nullopt, "").status;
                 const auto q = api.handle("POST", "/v1/features/indexer/query", std::nullopt,
                                           R"({"hashes":[1,2,3,"4",[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,5]]})");
@@ -119,5 +161,8 @@ TEST_CASE("HubApi: concurrent registrations, keepalives, deletes, queries, inges
     CHECK(bad.load() == 0);
     CHECK(leases.size() == 0);
     CHECK(api.leases_expired() + api.unregistrations() >= 28);
+    // Every batch came from a registered instance, and every one of them was swept since:
+    // nothing may be left (a sweep never falls between a batch's check and its apply).
+    CHECK(index.stats().entries == 0);
     CHECK(api.http_counters().get(kvbm_hub::Route::register_instance, 200) == 1200);
 }

@@ -288,20 +288,43 @@ public:
     [[nodiscard]] std::uint64_t unregistrations() const noexcept { return m_unregistrations.load(); }
     [[nodiscard]] std::uint64_t leases_expired() const noexcept { return m_leases_expired.load(); }
 
-    /// Counts a batch the ingest applied for `id` (GET /v1/instances/{id} reports it).
-    void note_applied(const InstanceId& id) {
+    /// The ingest's sink: applies a decoded batch to the index, unless its instance was swept
+    /// or unregistered within the last `tombstone_ttl()`. Such a batch is a late one from a
+    /// worker that is gone (still queued in a socket or a broker when its lease ran out):
+    /// applying it would bring the dead worker's blocks back, and nothing would ever sweep
+    /// them again (it holds no lease). A worker that is in fact alive learns on its next
+    /// keepalive (404) that it was swept, registers again, which lifts the tombstone, and
+    /// resyncs. Instances that never registered are applied as the Rust hub does. Returns
+    /// false when the batch was dropped (counted in kvbm_hub_batches_dropped_swept_total).
+    bool apply(const kvbm::KvbmCacheEvents<Hash>& batch) {
+        {
+            std::lock_guard lock(m_apply_mutex);  // a sweep cannot fall between check and apply
+            if (buried(batch.instance_id, Clock::now())) {
+                m_dropped_swept.fetch_add(1);
+                return false;
+            }
+            m_index.apply(batch);
+        }
         std::lock_guard lock(m_applied_mutex);
-        ++m_applied[id];
+        ++m_applied[batch.instance_id];
+        return true;
     }
 
     /// Unregisters and sweeps every instance whose lease ran out (the sweeper's work).
     void sweep_expired(const std::vector<InstanceId>& expired) {
         for (const auto& id : expired) {
-            const std::size_t n = m_index.remove_instance(id);
+            m_swept_entries.fetch_add(bury_and_sweep(id));
             m_leases_expired.fetch_add(1);
-            m_swept_entries.fetch_add(n);
         }
     }
+
+    /// How long a swept or unregistered instance's late batches are dropped: six lease TTLs,
+    /// at least a minute (a batch is late by milliseconds; a live worker re-registers within
+    /// one keepalive interval).
+    [[nodiscard]] std::chrono::milliseconds tombstone_ttl() const noexcept {
+        return std::max<std::chrono::milliseconds>(std::chrono::minutes(1), 6 * m_leases.ttl());
+    }
+    [[nodiscard]] std::uint64_t batches_dropped_swept() const noexcept { return m_dropped_swept.load(); }
 
     /// Answers one request. `bearer` is the token of an `Authorization: Bearer` header
     /// (nullopt without one). Counts the answer under its route and status.
@@ -377,6 +400,10 @@ public:
         visit_metric(visit, "kvbm_hub_swept_entries_total",
                      "Index holdings removed by unregistration or lease expiry (the sweep).", MetricKind::counter,
                      static_cast<double>(m_swept_entries.load()));
+        visit_metric(visit, "kvbm_hub_batches_dropped_swept_total",
+                     "Batches dropped because their instance was swept or unregistered shortly before (late "
+                     "batches of a worker that is gone).",
+                     MetricKind::counter, static_cast<double>(m_dropped_swept.load()));
         m_http.for_each_metric(visit);
     }
 
@@ -697,6 +724,10 @@ private:
                 m_index.grow(*max_seq_len);
             }
         }
+        {
+            std::lock_guard lock(m_apply_mutex);
+            m_tombstones.erase(*id);  // registered again: its batches count from now on
+        }
         if (m_leases.grant(*id, Clock::now())) {
             m_registrations.fetch_add(1);
         }
@@ -752,10 +783,36 @@ private:
         if (!m_leases.revoke(id)) {
             return error_response(404, "instance " + id.to_string() + " is not registered");
         }
-        const std::size_t n = m_index.remove_instance(id);
+        const std::size_t n = bury_and_sweep(id);
         m_unregistrations.fetch_add(1);
         m_swept_entries.fetch_add(n);
         return {200, "{\"instance_id\":\"" + id.to_string() + "\",\"removed_entries\":" + std::to_string(n) + "}"};
+    }
+
+    // Removes `id` from the index and drops its batches for tombstone_ttl(); returns the
+    // holdings removed. Forgets its batch count (ids may be chosen by strangers: nothing
+    // per instance outlives the instance, except the bounded-time tombstone).
+    std::size_t bury_and_sweep(const InstanceId& id) {
+        std::size_t n = 0;
+        {
+            std::lock_guard lock(m_apply_mutex);
+            const auto now = Clock::now();
+            std::erase_if(m_tombstones, [now](const auto& kv) { return kv.second <= now; });
+            m_tombstones.insert_or_assign(id, now + tombstone_ttl());
+            n = m_index.remove_instance(id);
+        }
+        std::lock_guard lock(m_applied_mutex);
+        m_applied.erase(id);
+        return n;
+    }
+
+    // Under m_apply_mutex.
+    [[nodiscard]] bool buried(const InstanceId& id, Clock::time_point now) const {
+        if (m_tombstones.empty()) {
+            return false;
+        }
+        const auto it = m_tombstones.find(id);
+        return it != m_tombstones.end() && it->second > now;
     }
 
     kvbm::PositionalIndex<Hash>& m_index;
@@ -770,6 +827,9 @@ private:
     std::atomic<std::uint64_t> m_unregistrations{0};
     std::atomic<std::uint64_t> m_leases_expired{0};
     std::atomic<std::uint64_t> m_swept_entries{0};
+    std::atomic<std::uint64_t> m_dropped_swept{0};
+    std::mutex m_apply_mutex;                              // orders applies against sweeps
+    std::map<InstanceId, Clock::time_point> m_tombstones;  // swept or unregistered: until when
 };
 
 }  // namespace kvbm_hub

@@ -82,12 +82,8 @@ public:
           m_index(m_options.max_seq_len, m_options.block_size),
           m_leases(m_options.lease_ttl),
           m_api(m_index, m_leases, api_options(m_options)),
-          m_ingest(
-              [this](const kvbm::KvbmCacheEvents<Hash>& batch) {
-                  m_index.apply(batch);
-                  m_api.note_applied(batch.instance_id);
-              },
-              ingest_options(m_options)) {
+          m_ingest([this](const kvbm::KvbmCacheEvents<Hash>& batch) { (void)m_api.apply(batch); },
+                   ingest_options(m_options)) {
 #ifdef KVBM_HUB_HAVE_NATS
         if (m_options.nats) {  // the same ingest (one set of counters), and the index for snapshots
             m_nats = std::make_unique<kvbm::NatsHub<Hash>>(m_ingest.ingest(), *m_options.nats, &m_index);

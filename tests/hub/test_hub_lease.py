@@ -2,7 +2,8 @@
 """Leases: a worker process (py_worker.py, no kvbm code) registered and publishing is killed
 with SIGKILL, so no Shutdown and no DELETE ever reach the hub; the hub must sweep it from
 the index within lease TTL + 1 s, while a worker that keeps its lease stays. Prints the
-measured time.
+measured time. Then a batch of the dead worker that was still in flight arrives (sent here
+with pyzmq + msgpack): it must be dropped, not bring the dead worker's blocks back.
 
 usage: test_hub_lease.py PATH/TO/kvbm-hub"""
 import os
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from hubtest import Hub, chain, check, finish, binary_arg
+from hubtest import Hub, Publisher, batch, chain, check, finish, binary_arg
 
 TTL_S = 1.0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,6 +57,18 @@ def main():
             check(hub.instances() == [str(survivor)], f"only the survivor registered: {hub.instances()}")
             check(hub.metric("kvbm_hub_leases_expired_total") == 1, "one lease expired (counted)")
             check(hub.metric("kvbm_hub_instances") == 1, "kvbm_hub_instances gauge")
+
+            # A late batch of the dead worker (queued somewhere when it died) arrives now.
+            config = hub.get("/v1/features/indexer/config")[1]
+            late = Publisher(config["zmq_endpoint"])
+            try:
+                check(late.wait_subscribed(), "late publisher subscribed")
+                late.send(batch("Create", a, doomed))
+                check(hub.wait_until(lambda: hub.metric("kvbm_hub_batches_dropped_swept_total") == 1),
+                      "the late batch of the swept worker is dropped (counted)")
+            finally:
+                late.close()
+            check(hub.query(a) is None, "the dead worker's blocks stay gone")
         finally:
             for w in (w1, w2):
                 if w.poll() is None:
