@@ -5,8 +5,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -165,4 +169,29 @@ TEST_CASE("HubApi: concurrent registrations, keepalives, deletes, queries, inges
     // nothing may be left (a sweep never falls between a batch's check and its apply).
     CHECK(index.stats().entries == 0);
     CHECK(api.http_counters().get(kvbm_hub::Route::register_instance, 200) == 1200);
+}
+
+TEST_CASE("LeaseFile: round trip, no file, and a file it did not write") {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("kvbm-leases-" + std::to_string(::getpid()) + ".leases")).string();
+    kvbm_hub::LeaseFile file(path);
+    std::filesystem::remove(path);
+    CHECK(file.load().empty());  // no file: nothing restored
+    const std::vector<kvbm::InstanceId> ids{kvbm::InstanceId{1}, kvbm::Uint128::from_parts(7, 3), kvbm::Uint128::max()};
+    REQUIRE(file.save(ids));
+    CHECK(file.load() == ids);
+    REQUIRE(file.save({}));
+    CHECK(file.load().empty());
+
+    const auto write = [&](const std::string& text) {
+        std::ofstream out(path, std::ios::trunc);
+        out << text;
+    };
+    write("not a lease file\n1\n");
+    CHECK_THROWS_WITH(file.load(), Catch::Contains("line 1"));
+    write(std::string(kvbm_hub::LeaseFile::header) + "\n12\n12x\n");
+    CHECK_THROWS_WITH(file.load(), Catch::Contains("line 3"));
+    write(std::string(kvbm_hub::LeaseFile::header) + "\n340282366920938463463374607431768211456\n");  // 2^128
+    CHECK_THROWS_WITH(file.load(), Catch::Contains("line 2"));
+    std::filesystem::remove(path);
 }

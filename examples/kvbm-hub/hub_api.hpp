@@ -21,12 +21,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -129,6 +133,66 @@ private:
     mutable std::mutex m_mutex;
     std::condition_variable m_changed;
     std::map<InstanceId, Clock::time_point> m_expiry;
+};
+
+/// The registered instances in a file, so that a hub restarted with its index (a JetStream
+/// snapshot) also knows who was registered: it gives each a fresh lease, which a live worker
+/// keeps renewing and a worker that died while the hub was down lets run out (and is swept).
+/// Without it such a worker's blocks would come back with the snapshot and stay for good.
+/// The file may lag the truth either way, which is safe: an instance missing from it gets a
+/// 404 on its next keepalive and registers again (and resyncs); an instance listed after it
+/// left is swept one TTL after the restart. Text: a header line, then one u128 per line.
+class LeaseFile {
+public:
+    static constexpr std::string_view header = "kvbm-hub leases 1";
+
+    explicit LeaseFile(std::string path) : m_path(std::move(path)) {}
+
+    [[nodiscard]] const std::string& path() const noexcept { return m_path; }
+
+    /// The ids in the file: empty when there is no file; throws std::runtime_error naming the
+    /// line when it is not one this hub wrote (nothing is granted from a file half-read).
+    [[nodiscard]] std::vector<InstanceId> load() const {
+        std::ifstream in(m_path);
+        if (!in) {
+            return {};
+        }
+        std::string line;
+        if (!std::getline(in, line) || line != header) {
+            throw std::runtime_error(m_path + ": line 1: expected '" + std::string(header) + "'");
+        }
+        std::vector<InstanceId> ids;
+        for (std::size_t n = 2; std::getline(in, line); ++n) {
+            InstanceId id;
+            const auto [end, ec] = kvbm::from_chars(line.data(), line.data() + line.size(), id);
+            if (ec != std::errc{} || end != line.data() + line.size()) {
+                throw std::runtime_error(m_path + ": line " + std::to_string(n) + ": not a u128 decimal");
+            }
+            ids.push_back(id);
+        }
+        return ids;
+    }
+
+    /// Replaces the file with `ids` (atomically: a crash leaves the old or the new file).
+    /// Returns false (and leaves the old file) when it cannot be written.
+    bool save(const std::vector<InstanceId>& ids) const {
+        const std::string tmp = m_path + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << header << '\n';
+            for (const auto& id : ids) {
+                out << id.to_string() << '\n';
+            }
+            out.flush();
+            if (!out) {
+                return false;
+            }
+        }
+        return std::rename(tmp.c_str(), m_path.c_str()) == 0;
+    }
+
+private:
+    std::string m_path;
 };
 
 /// The routes of the API, the label of `kvbm_hub_http_requests_total{route=...}`.
@@ -277,6 +341,9 @@ public:
     void set_metrics_renderer(MetricsRenderer renderer) { m_render_metrics = std::move(renderer); }
     /// Sets the advertised ingest endpoint; called once before serving.
     void set_zmq_endpoint(std::string endpoint) { m_options.zmq_endpoint = std::move(endpoint); }
+    /// Sets what runs after the set of registered instances changed (a new registration, an
+    /// unregistration, a sweep; not a renewal), e.g. to save it; called once before serving.
+    void set_leases_changed(std::function<void()> changed) { m_leases_changed = std::move(changed); }
 
     [[nodiscard]] const HttpCounters& http_counters() const noexcept { return m_http; }
     [[nodiscard]] const ApiOptions& options() const noexcept { return m_options; }
@@ -315,6 +382,9 @@ public:
         for (const auto& id : expired) {
             m_swept_entries.fetch_add(bury_and_sweep(id));
             m_leases_expired.fetch_add(1);
+        }
+        if (!expired.empty()) {
+            leases_changed();
         }
     }
 
@@ -730,6 +800,7 @@ private:
         }
         if (m_leases.grant(*id, Clock::now())) {
             m_registrations.fetch_add(1);
+            leases_changed();
         }
         return {200, lease_body(*id)};
     }
@@ -785,6 +856,7 @@ private:
         }
         const std::size_t n = bury_and_sweep(id);
         m_unregistrations.fetch_add(1);
+        leases_changed();
         m_swept_entries.fetch_add(n);
         return {200, "{\"instance_id\":\"" + id.to_string() + "\",\"removed_entries\":" + std::to_string(n) + "}"};
     }
@@ -806,6 +878,12 @@ private:
         return n;
     }
 
+    void leases_changed() {
+        if (m_leases_changed) {
+            m_leases_changed();
+        }
+    }
+
     // Under m_apply_mutex.
     [[nodiscard]] bool buried(const InstanceId& id, Clock::time_point now) const {
         if (m_tombstones.empty()) {
@@ -819,6 +897,7 @@ private:
     LeaseTable& m_leases;
     ApiOptions m_options;
     MetricsRenderer m_render_metrics;
+    std::function<void()> m_leases_changed;
     HttpCounters m_http;
     std::mutex m_grow_mutex;
     std::mutex m_applied_mutex;

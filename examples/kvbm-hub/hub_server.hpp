@@ -17,7 +17,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -45,6 +47,10 @@ struct HubOptions {
     /// JetStream with an index snapshot), into the same ingest as ZeroMQ.
     std::optional<kvbm::NatsHubOptions> nats;
 #endif
+    /// When set (kvbm-hub sets it beside a JetStream snapshot, as SNAPSHOT.leases): the
+    /// registered instances are saved there on every change, and a hub that starts with the
+    /// file gives each listed instance a fresh lease (see LeaseFile).
+    std::string leases_path;
 };
 
 namespace detail {
@@ -96,6 +102,10 @@ public:
         m_zmq_endpoint = "tcp://" + m_options.advertise_host + ":" + detail::endpoint_port(bound);
         m_api.set_zmq_endpoint(m_zmq_endpoint);
         m_api.set_metrics_renderer([this] { return metrics_text(); });
+        if (!m_options.leases_path.empty()) {
+            restore_leases();
+            m_api.set_leases_changed([this] { save_leases(); });
+        }
         setup_http();
         m_sweeper = std::thread([this] { sweep(); });
         m_http_thread = std::thread([this] { m_http.listen_after_bind(); });
@@ -274,6 +284,33 @@ private:
         }
     }
 
+    // A bad file is reported and ignored: the hub then behaves as without one (instances
+    // re-register on their keepalive's 404; the dead ones are not swept).
+    void restore_leases() {
+        try {
+            const auto ids = m_lease_file.load();
+            const auto now = Clock::now();
+            for (const auto& id : ids) {
+                (void)m_leases.grant(id, now);
+            }
+            if (!ids.empty()) {
+                std::fprintf(stderr, "kvbm-hub: %zu leases restored from %s (each must be renewed within %lld ms)\n",
+                             ids.size(), m_lease_file.path().c_str(),
+                             static_cast<long long>(m_options.lease_ttl.count()));
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "kvbm-hub: ignoring the lease file: %s\n", e.what());
+        }
+    }
+
+    // Serialised, and the set taken under the same lock: saves land in the order of the sets.
+    void save_leases() {
+        std::lock_guard lock(m_lease_file_mutex);
+        if (!m_lease_file.save(m_leases.ids())) {
+            std::fprintf(stderr, "kvbm-hub: cannot write %s\n", m_lease_file.path().c_str());
+        }
+    }
+
     void sweep() {
         while (!m_stop.load()) {
             const auto expired = m_leases.wait_expired(m_stop);
@@ -284,6 +321,8 @@ private:
     HubOptions m_options;
     kvbm::PositionalIndex<Hash> m_index;
     LeaseTable m_leases;
+    LeaseFile m_lease_file{m_options.leases_path};
+    std::mutex m_lease_file_mutex;
     HubApi m_api;
     kvbm::ZmqHub<Hash> m_ingest;
 #ifdef KVBM_HUB_HAVE_NATS

@@ -158,6 +158,9 @@ static int run_main(int argc, char** argv) {
             if (!stream.empty()) {
                 jetstream.stream = stream;
                 jetstream.snapshot_path = snapshot_file;
+                if (!snapshot_file.empty()) {  // who was registered, beside what was indexed
+                    options.leases_path = snapshot_file + ".leases";
+                }
                 jetstream.max_age = std::chrono::seconds(max_age_s);
                 jetstream.snapshot_interval = std::chrono::milliseconds(snapshot_interval_ms);
                 n.jetstream = jetstream;

@@ -2,7 +2,10 @@
 """kvbm-hub --nats: batches published over NATS reach the hub's index (POST /query), under
 a subject prefix; garbage is counted; and with --jetstream, a hub restarted after blocks
 were registered while it was down answers for them from its snapshot + the stream, without
-asking any worker to resync.
+asking any worker to resync. Beside the snapshot the hub keeps who was registered: after a
+restart, a worker that keeps its lease alive stays, and one that died while the hub was down
+is swept one lease TTL later (its blocks came back with the snapshot), while an instance
+that never registered stays as on the Rust hub.
 
 The publisher is a raw NATS protocol client written here (a TCP socket speaking CONNECT,
 PUB, SUB, PING), with Debian's python3-msgpack: nothing from kvbm or nats.c.
@@ -115,6 +118,7 @@ def main():
         try:
             core(hub_bin, server)
             jetstream(hub_bin, server, tmp)
+            leases_across_restart(hub_bin, server, tmp)
         finally:
             server.stop()
     finish("test_hub_nats")
@@ -172,6 +176,47 @@ def jetstream(hub_bin, server, tmp):
     check(watcher.msgs == [], f"no worker was asked to resync: {watcher.msgs}")
     pub.close()
     watcher.close()
+
+
+def leases_across_restart(hub_bin, server, tmp):
+    snap = os.path.join(tmp, "leases.snap")
+    ttl = 1.0
+    # Its own subject (a second stream may not capture the first one's subject).
+    args = ["--nats", server.url, "--subject-prefix", "lz", "--jetstream", "KVL", "--snapshot", snap,
+            "--lease-ttl", str(ttl)]
+    live, dead, stranger = 41, (1 << 90) + 42, 43
+    chains = {live: chain(41, 4), dead: chain(42, 5), stranger: chain(43, 3)}
+    pub = RawNats(server.port)
+    with Hub(hub_bin, *args) as hub:
+        for worker in (live, dead):
+            status, body = hub.post("/v1/instances", {"instance_id": str(worker), "block_size": 16})
+            check(status == 200, f"worker {worker} registered: {status} {body}")
+        for worker, hashes in chains.items():
+            pub.pub("lz.kvbm.events", batch("Create", hashes, worker))
+        pub.ping()
+        check(hub.wait_until(lambda: all(hub.query(h) is not None for h in chains.values())), "all three indexed")
+    check(os.path.exists(snap + ".leases"), "the hub keeps its leases beside the snapshot")
+    # `dead` dies while the hub is down; `live` renews as soon as the hub is back.
+    with Hub(hub_bin, *args) as hub:
+        check(hub.instances() == sorted([str(live), str(dead)], key=int), f"leases restored: {hub.instances()}")
+        check(all(hub.query(h) is not None for h in chains.values()), "the snapshot brought every block back")
+        restarted = time.monotonic()
+
+        def renew_live():
+            status, body = hub.post(f"/v1/instances/{live}/keepalive")
+            check(status == 200, f"the live worker's restored lease renews (no 404, no resync): {status} {body}")
+            return hub.query(chains[dead]) is None
+
+        swept = hub.wait_until(renew_live, timeout=30, step=0.2)
+        elapsed = time.monotonic() - restarted
+        print(f"worker dead across the restart swept {elapsed:.3f} s after it (lease TTL {ttl} s)", flush=True)
+        check(swept, "the worker that died while the hub was down is swept")
+        check(elapsed <= 5 * ttl, f"within 5 TTLs (a loaded machine): {elapsed:.3f} s")
+        check(hub.query(chains[live]) is not None, "the live worker's blocks stay")
+        check(hub.query(chains[stranger]) is not None, "an instance that never registered stays")
+        check(hub.instances() == [str(live)], f"only the live worker registered: {hub.instances()}")
+        check(hub.metric("kvbm_hub_leases_expired_total") == 1.0, "one lease expired")
+    pub.close()
 
 
 if __name__ == "__main__":
