@@ -114,7 +114,8 @@ static int run_main(int argc, char** argv) {
                    "read through JetStream stream STREAM (created if missing) and a durable consumer")
         ->group(nats_group);
     app.add_option("--snapshot", snapshot_file,
-                   "with --jetstream: the index snapshot file (restarts replay only what came after it)")
+                   "with --jetstream: the index snapshot file (restarts replay only what came after it); "
+                   "FILE.leases beside it keeps who was registered")
         ->group(nats_group);
     app.add_option("--stream-max-msgs", jetstream.max_messages, "limit of a stream the hub creates (0: none)")
         ->group(nats_group)
