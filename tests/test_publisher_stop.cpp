@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using kvbm::BatchingConfig;
@@ -87,9 +88,13 @@ TEST_CASE("the destructor stops gracefully too", "[publisher]") {
     CHECK(calls[3].is_flush);
 }
 
-TEST_CASE("a failed batch is counted, reported and answered with a resync", "[publisher][resync]") {
-    // By construction: the worker is held inside the publish of batch (0, 1) while 2, 3, 4
-    // are registered; then that publish fails.
+namespace {
+// By construction: the worker is held inside the publish of batch (0, 1) while 2, 3, 4 are
+// registered; then that publish fails. `one_by_one`: the worker has taken event 0 before
+// event 1 is sent, so event 1 wakes it alone and the failed publish happens before it
+// drains the rest (once, under load, 2, 3 and 4 were then taken and skipped ahead of the
+// resync instead of being published after it).
+void failed_batch_then_resync(bool one_by_one) {
     auto log = std::make_shared<PublishLog>();
     log->fail_flush = true;
     auto manager = std::make_shared<EventsManager<>>();
@@ -102,6 +107,14 @@ TEST_CASE("a failed batch is counted, reported and answered with a resync", "[pu
     log->set_gate(false);
     std::vector<BlockRegistrationHandle<>> handles;
     handles.push_back(registry.register_hash(hash_at(0)));
+    if (one_by_one) {
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (publisher.metrics().events_in < 1 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(1ms);
+        }
+        REQUIRE(publisher.metrics().events_in == 1);
+        std::this_thread::sleep_for(20ms);  // back to waiting (either way the outcome is the same)
+    }
     handles.push_back(registry.register_hash(hash_at(1)));
     REQUIRE(log->wait_until([&] { return log->waiting_at_gate == 1; }));
     for (std::uint64_t pos = 2; pos < 5; ++pos) {
@@ -143,6 +156,12 @@ TEST_CASE("a failed batch is counted, reported and answered with a resync", "[pu
     REQUIRE(errors.size() == 2);
     CHECK_THAT(errors[0], Catch::Contains("publish of Create batch to 'kvbm.events' failed: injected failure"));
     CHECK_THAT(errors[1], Catch::Contains("flush failed: injected flush failure"));
+}
+}  // namespace
+
+TEST_CASE("a failed batch is counted, reported and answered with a resync", "[publisher][resync]") {
+    SECTION("events taken in one chunk") { failed_batch_then_resync(false); }
+    SECTION("the batch's last event taken alone") { failed_batch_then_resync(true); }
 }
 
 TEST_CASE("a transport that throws is a publish failure, not the end of the worker", "[publisher][resync]") {

@@ -336,8 +336,11 @@ private:
                 on_event(*r, now);
                 // Biased towards input, like the reference's `select! { biased; ... }`: take
                 // what is ready before looking at the timer again, a chunk at a time, bounded
-                // so a flood cannot starve the timer or the stop flag for long.
-                for (int chunk = 0; chunk < max_chunks_per_wake && !resync_due(now) && !stop_requested(); ++chunk) {
+                // so a flood cannot starve the timer or the stop flag for long. A publish that
+                // failed inside the chunk before asks for a resync due at once: the clock is
+                // read afresh, so no event is taken (and skipped) ahead of that resync.
+                for (int chunk = 0; chunk < max_chunks_per_wake && !resync_due(clock::now()) && !stop_requested();
+                     ++chunk) {
                     const auto status = take_ready(now);
                     if (status == broadcast::RecvStatus::closed) {
                         return true;
