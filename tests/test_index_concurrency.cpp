@@ -47,6 +47,9 @@ TEST_CASE("concurrent queries during apply see whole batches", "[index][threads]
     // Instance 1 takes the suffix 11..63 and gives it back, by Remove or by Shutdown.
     const std::vector<Plh> suffix(prompt.begin() + 11, prompt.end());
     const std::vector<Plh> suffix_desc(suffix.rbegin(), suffix.rend());
+    while (deep.load() + shallow.load() + wrong.load() == 0) {  // start once a reader runs: they overlap
+        std::this_thread::yield();
+    }
     for (int i = 0; i < 2000; ++i) {
         index.apply(creates(1U, suffix));
         if (i % 2 == 0) {

@@ -213,13 +213,19 @@ TEST_CASE("concurrent churn through a tiny channel and a slow transport converge
     settings.batching = BatchingConfig{1ms, 8};
     EventsPublisher publisher(*manager, registry, RecordingPublisher(log), instance, settings);
 
+    // The transport is held shut for the first half of thread 0's churn, so the channel of 8
+    // overflows by construction (not by luck of scheduling); after that the threads race it.
+    log->set_gate(false);
     constexpr int threads = 3;
     std::vector<std::vector<BlockRegistrationHandle<>>> held(threads);
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
-        workers.emplace_back([&registry, &mine = held[static_cast<std::size_t>(t)], t] {
+        workers.emplace_back([&registry, &log, &mine = held[static_cast<std::size_t>(t)], t] {
             std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 7);
             for (int i = 0; i < 3000; ++i) {
+                if (t == 0 && i == 1500) {
+                    log->set_gate(true);
+                }
                 // A shared pool of hashes: threads re-register each other's blocks.
                 mine.push_back(registry.register_hash(hash_at(rng() % 24, rng() % 4)));
                 if (mine.size() > 20 || rng() % 3 != 0) {

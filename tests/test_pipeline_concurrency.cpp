@@ -97,10 +97,13 @@ TEST_CASE("subscribe() and announce() during sends: each subscription sees a con
           "[concurrency]") {
     const EventsManager<> manager(EventsManagerSettings<>{{}, 1 << 16});
     std::atomic<bool> done{false};
+    std::atomic<int> subscriptions{0};
     std::thread producer([&] {
         std::mt19937_64 rng(5);
         std::vector<kvbm::AnnouncedBlock<>> live;
-        for (int i = 0; i < 20000; ++i) {
+        // Keep sending until the subscriber has come round several times: on a loaded machine the
+        // producer could otherwise finish before the first subscribe() and the race is never run.
+        for (int i = 0; i < 20000 || subscriptions.load() < 20; ++i) {
             live.push_back(manager.announce(hash_at(rng() % 64)));
             if (live.size() > 16) {
                 live.erase(live.begin() + static_cast<std::ptrdiff_t>(rng() % live.size()));
@@ -109,10 +112,9 @@ TEST_CASE("subscribe() and announce() during sends: each subscription sees a con
         live.clear();
         done.store(true);
     });
-    int subscriptions = 0;
     while (!done.load()) {
         auto sub = manager.subscribe();
-        ++subscriptions;
+        subscriptions.fetch_add(1);
         std::map<kvbm::Uint128, kvbm::EventKind> last;  // per hash: kinds must alternate
         for (int i = 0; i < 200; ++i) {
             auto r = sub.try_recv();
@@ -127,7 +129,7 @@ TEST_CASE("subscribe() and announce() during sends: each subscription sees a con
         }
     }
     producer.join();
-    CHECK(subscriptions > 0);
+    CHECK(subscriptions.load() >= 20);
     CHECK(manager.subscriber_count() == 0);
     CHECK(manager.announced_count() == 0);
 }
