@@ -85,15 +85,18 @@ public:
             throw std::runtime_error("mkdtemp failed");
         }
         m_dir = tmpl;
-        for (int attempt = 0; attempt < 5 && m_pid <= 0; ++attempt) {
-            m_port = free_loopback_port();
-            start_process();
-        }
-        if (m_pid <= 0) {
-            const std::string text = log();
+        try {
+            for (int attempt = 0; attempt < 5 && m_pid <= 0; ++attempt) {
+                m_port = free_loopback_port();
+                start_process();
+            }
+            if (m_pid <= 0) {
+                throw std::runtime_error("nats-server (" + m_binary + ") did not start; log:\n" + log());
+            }
+        } catch (...) {  // the destructor will not run: leave no directory behind
             std::error_code ec;
             std::filesystem::remove_all(m_dir, ec);
-            throw std::runtime_error("nats-server (" + m_binary + ") did not start; log:\n" + text);
+            throw;
         }
     }
     LocalNatsServer(const LocalNatsServer&) = delete;
