@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -386,5 +387,66 @@ private:
     mutable std::mutex m_progress_mutex;
     mutable std::condition_variable m_progress;
 };
+
+namespace detail {
+
+/// What every hub transport (ZmqHub, NatsHub) shares: the HubIngest it feeds (its own, built
+/// from an index or a sink, or one shared with other transports) and the ingest's read side,
+/// so that `hub.stats()`, `hub.wait_for_batches(...)` and the rest read the same on each.
+/// The ingest outlives the derived transport's thread: a base is destroyed after its
+/// derived class has stopped.
+template <WireSequenceHash H>
+class HubTransportBase {
+public:
+    using ingest_type = HubIngest<H>;
+    using sink_type = typename ingest_type::sink_type;
+
+    HubTransportBase(const HubTransportBase&) = delete;
+    HubTransportBase& operator=(const HubTransportBase&) = delete;
+
+    /// The ingest this hub feeds.
+    [[nodiscard]] ingest_type& ingest() noexcept { return m_ingest; }
+    [[nodiscard]] const ingest_type& ingest() const noexcept { return m_ingest; }
+
+    /// The ingest's counters (see HubIngest).
+    [[nodiscard]] HubIngestStats stats() const noexcept { return m_ingest.stats(); }
+    [[nodiscard]] std::uint64_t messages() const noexcept { return m_ingest.messages(); }
+    [[nodiscard]] std::uint64_t batches_applied() const noexcept { return m_ingest.batches_applied(); }
+    [[nodiscard]] std::uint64_t events_applied() const noexcept { return m_ingest.events_applied(); }
+    [[nodiscard]] std::uint64_t rejected() const noexcept { return m_ingest.rejected(); }
+    /// Why the last rejected message was rejected (empty if none was).
+    [[nodiscard]] std::string last_error() const { return m_ingest.last_error(); }
+
+    /// Waits until at least `n` messages (of any outcome) have been handled; false on timeout.
+    [[nodiscard]] bool wait_for_messages(std::uint64_t n, std::chrono::milliseconds timeout) const {
+        return m_ingest.wait_for_messages(n, timeout);
+    }
+    /// Waits until at least `n` batches have been applied; false on timeout.
+    [[nodiscard]] bool wait_for_batches(std::uint64_t n, std::chrono::milliseconds timeout) const {
+        return m_ingest.wait_for_batches(n, timeout);
+    }
+
+protected:
+    HubTransportBase(PositionalIndex<H>& index, const HubIngestOptions& options)
+        : m_own_ingest(std::make_unique<ingest_type>(index, options)), m_ingest(*m_own_ingest) {}
+    HubTransportBase(sink_type sink, const HubIngestOptions& options)
+        : m_own_ingest(std::make_unique<ingest_type>(std::move(sink), options)), m_ingest(*m_own_ingest) {}
+    explicit HubTransportBase(ingest_type& shared) : m_ingest(shared) {}
+    ~HubTransportBase() = default;
+
+    /// The ingest's metrics when the hub owns it; a shared ingest is exported by its owner.
+    template <class Visitor>
+    void for_each_owned_ingest_metric(Visitor& visit) const {
+        if (m_own_ingest) {
+            m_own_ingest->for_each_metric(visit);
+        }
+    }
+
+private:
+    std::unique_ptr<ingest_type> m_own_ingest;  // null when feeding a shared ingest
+    ingest_type& m_ingest;
+};
+
+}  // namespace detail
 
 KVBM_NAMESPACE_END

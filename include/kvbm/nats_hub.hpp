@@ -137,30 +137,31 @@ struct NatsHubStats {
 /// hub's thread only. Destruction stops the loop (bounded: at most one fetch wait, ~0.2 s)
 /// and, with JetStream and a snapshot path, saves a last snapshot.
 template <WireSequenceHash H = PositionalLineageHash>
-class NatsHub {
+class NatsHub : public detail::HubTransportBase<H> {
+    using base = detail::HubTransportBase<H>;
+
 public:
-    using ingest_type = HubIngest<H>;
-    using sink_type = typename ingest_type::sink_type;
+    using typename base::ingest_type;
+    using typename base::sink_type;
 
     /// Applies every batch to `index`, which must outlive the hub (and, with a JetStream
     /// snapshot, be empty: the snapshot is loaded into it). Throws NatsError when the server
     /// cannot be reached or JetStream refuses the stream or consumer, IndexSnapshotError for
     /// a bad snapshot file.
     explicit NatsHub(PositionalIndex<H>& index, NatsHubOptions options = {})
-        : m_own_ingest(std::make_unique<ingest_type>(index, options.ingest)), m_ingest(*m_own_ingest), m_index(&index) {
+        : base(index, options.ingest), m_index(&index) {
         start(std::move(options));
     }
 
     /// Hands every decoded batch to `sink` (on the hub's thread). No snapshot possible.
-    explicit NatsHub(sink_type sink, NatsHubOptions options = {})
-        : m_own_ingest(std::make_unique<ingest_type>(std::move(sink), options.ingest)), m_ingest(*m_own_ingest) {
+    explicit NatsHub(sink_type sink, NatsHubOptions options = {}) : base(std::move(sink), options.ingest) {
         start(std::move(options));
     }
 
     /// Feeds `ingest`, shared with other transports (it must outlive the hub). With a
     /// JetStream snapshot, `snapshot_of` is the index that ingest applies to.
     NatsHub(ingest_type& ingest, NatsHubOptions options, PositionalIndex<H>* snapshot_of = nullptr)
-        : m_ingest(ingest), m_index(snapshot_of) {
+        : base(ingest), m_index(snapshot_of) {
         start(std::move(options));
     }
 
@@ -183,20 +184,6 @@ public:
     [[nodiscard]] const std::string& events_subject() const noexcept { return m_events_subject; }
     /// Whether the hub reads through JetStream.
     [[nodiscard]] bool jetstream() const noexcept { return m_options.jetstream.has_value(); }
-
-    [[nodiscard]] ingest_type& ingest() noexcept { return m_ingest; }
-    [[nodiscard]] const ingest_type& ingest() const noexcept { return m_ingest; }
-    [[nodiscard]] HubIngestStats stats() const noexcept { return m_ingest.stats(); }
-    [[nodiscard]] std::uint64_t messages() const noexcept { return m_ingest.messages(); }
-    [[nodiscard]] std::uint64_t batches_applied() const noexcept { return m_ingest.batches_applied(); }
-    [[nodiscard]] std::uint64_t rejected() const noexcept { return m_ingest.rejected(); }
-    [[nodiscard]] std::string last_error() const { return m_ingest.last_error(); }
-    [[nodiscard]] bool wait_for_messages(std::uint64_t n, std::chrono::milliseconds timeout) const {
-        return m_ingest.wait_for_messages(n, timeout);
-    }
-    [[nodiscard]] bool wait_for_batches(std::uint64_t n, std::chrono::milliseconds timeout) const {
-        return m_ingest.wait_for_batches(n, timeout);
-    }
 
     /// The NATS-specific counters.
     [[nodiscard]] NatsHubStats nats_stats() const noexcept {
@@ -226,9 +213,7 @@ public:
     /// Metrics: the owned ingest's (see HubIngest), then `kvbm_nats_hub_*`.
     template <class Visitor>
     void for_each_metric(Visitor&& visit) const {
-        if (m_own_ingest) {
-            m_own_ingest->for_each_metric(visit);
-        }
+        this->for_each_owned_ingest_metric(visit);
         using detail::visit_metric;
         const NatsHubStats s = nats_stats();
         const auto v = [](std::uint64_t x) { return static_cast<double>(x); };
@@ -446,7 +431,7 @@ private:
 
     void run_jetstream() {
         const auto& o = *m_options.jetstream;
-        const std::string_view topic = m_ingest.options().topic;
+        const std::string_view topic = this->ingest().options().topic;
         while (!m_stop.load(std::memory_order_acquire)) {
             watch_connection(false);
             natsMsgList list{};
@@ -476,7 +461,7 @@ private:
     void handle_stream_message(natsMsg* msg, std::string_view topic) noexcept {
         jsMsgMetaData* meta = nullptr;
         if (natsMsg_GetMetaData(&meta, msg) != NATS_OK || meta == nullptr) {
-            m_ingest.reject(IngestOutcome::malformed, "JetStream message without metadata");
+            this->ingest().reject(IngestOutcome::malformed, "JetStream message without metadata");
             return;
         }
         const std::uint64_t seq = meta->Sequence.Stream;
@@ -498,22 +483,24 @@ private:
         m_next_sequence = seq + 1;
         m_applied_since_snapshot = true;
         const auto* data = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(msg));
-        (void)m_ingest.ingest(topic, std::span<const std::uint8_t>(
-                                         data, static_cast<std::size_t>(std::max(0, natsMsg_GetDataLength(msg)))));
+        (void)this->ingest().ingest(
+            topic,
+            std::span<const std::uint8_t>(data, static_cast<std::size_t>(std::max(0, natsMsg_GetDataLength(msg)))));
     }
 
     // --- core NATS -------------------------------------------------------------------------
 
     void run_core() {
-        const std::string_view topic = m_ingest.options().topic;
+        const std::string_view topic = this->ingest().options().topic;
         while (!m_stop.load(std::memory_order_acquire)) {
             natsMsg* raw = nullptr;
             const natsStatus s = natsSubscription_NextMsg(&raw, m_sub.get(), 100);
             if (s == NATS_OK && raw != nullptr) {
                 const detail::nats_msg_ptr msg(raw);
                 const auto* data = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(raw));
-                (void)m_ingest.ingest(topic, std::span<const std::uint8_t>(data, static_cast<std::size_t>(std::max(
-                                                                                     0, natsMsg_GetDataLength(raw)))));
+                (void)this->ingest().ingest(
+                    topic, std::span<const std::uint8_t>(
+                               data, static_cast<std::size_t>(std::max(0, natsMsg_GetDataLength(raw)))));
                 if (++m_since_watch < 256) {
                     continue;  // look at the connection every 256 messages, or when idle
                 }
@@ -574,8 +561,6 @@ private:
         }
     }
 
-    std::unique_ptr<ingest_type> m_own_ingest;
-    ingest_type& m_ingest;
     PositionalIndex<H>* m_index = nullptr;
     NatsHubOptions m_options;
     std::string m_events_subject;

@@ -69,32 +69,30 @@ using ZmqHubStats = HubIngestStats;
 /// Destruction stops the loop at once (pending messages are discarded) and never hangs;
 /// it must not run on the hub's own thread (i.e. from the sink).
 template <WireSequenceHash H = PositionalLineageHash>
-class ZmqHub {
+class ZmqHub : public detail::HubTransportBase<H> {
+    using base = detail::HubTransportBase<H>;
+
 public:
-    using ingest_type = HubIngest<H>;
-    using sink_type = typename ingest_type::sink_type;
+    using typename base::ingest_type;
+    using typename base::sink_type;
 
     /// Binds, then applies every batch to `index`, which must outlive the hub.
     /// Throws zmq::error_t when the endpoint cannot be bound.
     explicit ZmqHub(PositionalIndex<H>& index, ZmqHubOptions options = {})
-        : m_own_ingest(std::make_unique<ingest_type>(index, options.ingest)),
-          m_ingest(*m_own_ingest),
-          m_socket(m_context, zmq::socket_type::sub) {
+        : base(index, options.ingest), m_socket(m_context, zmq::socket_type::sub) {
         start(std::move(options));
     }
 
     /// Binds, then hands every decoded batch to `sink` (on the hub's thread).
     explicit ZmqHub(sink_type sink, ZmqHubOptions options = {})
-        : m_own_ingest(std::make_unique<ingest_type>(std::move(sink), options.ingest)),
-          m_ingest(*m_own_ingest),
-          m_socket(m_context, zmq::socket_type::sub) {
+        : base(std::move(sink), options.ingest), m_socket(m_context, zmq::socket_type::sub) {
         start(std::move(options));
     }
 
     /// Binds, then feeds `ingest` (shared with other transports; it must outlive the hub,
     /// and its options apply instead of `options.ingest`).
     explicit ZmqHub(ingest_type& ingest, ZmqHubOptions options = {})
-        : m_ingest(ingest), m_socket(m_context, zmq::socket_type::sub) {
+        : base(ingest), m_socket(m_context, zmq::socket_type::sub) {
         start(std::move(options));
     }
 
@@ -130,34 +128,11 @@ public:
     /// (stop() shuts the context down), and before the hub is destroyed.
     [[nodiscard]] zmq::context_t& context() noexcept { return m_context; }
 
-    /// The ingest this hub feeds.
-    [[nodiscard]] ingest_type& ingest() noexcept { return m_ingest; }
-    [[nodiscard]] const ingest_type& ingest() const noexcept { return m_ingest; }
-
-    [[nodiscard]] ZmqHubStats stats() const noexcept { return m_ingest.stats(); }
-    [[nodiscard]] std::uint64_t messages() const noexcept { return m_ingest.messages(); }
-    [[nodiscard]] std::uint64_t batches_applied() const noexcept { return m_ingest.batches_applied(); }
-    [[nodiscard]] std::uint64_t events_applied() const noexcept { return m_ingest.events_applied(); }
-    [[nodiscard]] std::uint64_t rejected() const noexcept { return m_ingest.rejected(); }
-    /// Why the last rejected message was rejected (empty if none was).
-    [[nodiscard]] std::string last_error() const { return m_ingest.last_error(); }
-
-    /// Waits until at least `n` messages (of any outcome) have been handled; false on timeout.
-    [[nodiscard]] bool wait_for_messages(std::uint64_t n, std::chrono::milliseconds timeout) const {
-        return m_ingest.wait_for_messages(n, timeout);
-    }
-    /// Waits until at least `n` batches have been applied; false on timeout.
-    [[nodiscard]] bool wait_for_batches(std::uint64_t n, std::chrono::milliseconds timeout) const {
-        return m_ingest.wait_for_batches(n, timeout);
-    }
-
     /// The metrics of the ingest when the hub owns it (constructed from an index or a
     /// sink); a shared ingest is exported by its owner.
     template <class Visitor>
     void for_each_metric(Visitor&& visit) const {
-        if (m_own_ingest) {
-            m_own_ingest->for_each_metric(visit);
-        }
+        this->for_each_owned_ingest_metric(visit);
     }
 
 private:
@@ -218,16 +193,16 @@ private:
         if (frames.size() > 2) {
             char detail[64];
             std::snprintf(detail, sizeof(detail), "%zu frames (expected topic and payload)", frames.size());
-            m_ingest.reject(IngestOutcome::malformed, detail);
+            this->ingest().reject(IngestOutcome::malformed, detail);
             return;
         }
         zmq::message_t& payload = frames.back();
         const auto authorize = [&](const InstanceId& id) { return !m_authorize || m_authorize(user_id(payload), id); };
         if (frames.size() == 1) {
-            (void)m_ingest.ingest_untopiced(bytes(payload), authorize);
+            (void)this->ingest().ingest_untopiced(bytes(payload), authorize);
         } else {
             const std::string_view topic(static_cast<const char*>(frames[0].data()), frames[0].size());
-            (void)m_ingest.ingest(topic, bytes(payload), authorize);
+            (void)this->ingest().ingest(topic, bytes(payload), authorize);
         }
     }
 
@@ -237,8 +212,6 @@ private:
         return id == nullptr ? std::string_view{} : std::string_view{id};
     }
 
-    std::unique_ptr<ingest_type> m_own_ingest;  // null when feeding a caller's ingest
-    ingest_type& m_ingest;
     std::function<bool(std::string_view, const InstanceId&)> m_authorize;
     zmq::context_t m_context{1};  // its own: stop() shuts it down to wake the hub's thread
     zmq::socket_t m_socket;       // after the context: closed before it terminates
