@@ -14,8 +14,6 @@
 #include "bench.hpp"
 #include "register_release.hpp"
 
-#include <kvbm/events_publisher.hpp>
-#include <kvbm/index.hpp>
 #include <kvbm/nats_hub.hpp>
 #include <kvbm/nats_publisher.hpp>
 
@@ -25,33 +23,18 @@
 
 namespace {
 
-struct NatsE2eResult {
-    double seconds = 0;
-    std::uint64_t problems = 0;
-};
-
-NatsE2eResult nats_registration_to_hub(const kvbm_test::NatsServer& server, std::size_t blocks) {
+kvbm_bench::E2eResult nats_registration_to_hub(const kvbm_test::NatsServer& server, std::size_t blocks) {
     const auto hashes = kvbm_bench::run_hashes(blocks);
     kvbm::PositionalIndex<> index(kvbm_bench::register_run * 16, 16);
     kvbm::NatsHubOptions hub_opts;
     hub_opts.connection.servers = {server.url()};
     hub_opts.request_resync = false;
-    kvbm::NatsHub<> hub(index, hub_opts);
+    const kvbm::NatsHub<> hub(index, hub_opts);
     kvbm::NatsPublisherOptions pub_opts;
     pub_opts.connection.servers = {server.url()};
-    auto transport = std::make_shared<kvbm::NatsPublisher>(pub_opts);
-    auto manager = std::make_shared<kvbm::EventsManager<>>(kvbm::EventsManagerSettings<>{{}, 2 * blocks});
-    const kvbm::BlockRegistry<> registry(manager);
-    kvbm::EventsPublisher publisher(*manager, registry, transport, kvbm::InstanceId{7U});
-    const auto t0 = std::chrono::steady_clock::now();
-    kvbm_bench::register_and_release(registry, hashes);
-    (void)publisher.stop();  // pending batch, Shutdown, flush
-    const auto m = publisher.metrics();
-    const bool applied = hub.wait_for_batches(m.batches_published, std::chrono::seconds(60));
-    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    const std::uint64_t problems = (applied ? 0U : 1U) + m.lag_events + transport->dropped() + hub.rejected() +
-                                   hub.nats_stats().dropped + index.size() + (2 * blocks - m.events_published);
-    return {dt.count(), problems};
+    auto res = kvbm_bench::registration_to_hub(std::make_shared<kvbm::NatsPublisher>(pub_opts), hub, index, hashes);
+    res.problems += hub.nats_stats().dropped;
+    return res;
 }
 
 }  // namespace

@@ -88,15 +88,10 @@ KVBM_BENCH("e2e") {
 
 namespace {
 
-struct E2eResult {
-    double seconds = 0;
-    std::uint64_t problems = 0;  // events lagged, dropped or rejected, entries left over
-};
-
-E2eResult registration_to_hub(std::size_t blocks) {
+kvbm_bench::E2eResult zmq_registration_to_hub(std::size_t blocks) {
     const auto hashes = kvbm_bench::run_hashes(blocks);
     kvbm::PositionalIndex<> index(kvbm_bench::register_run * 16, 16);
-    kvbm::ZmqHub<> hub(index);
+    const kvbm::ZmqHub<> hub(index);
     kvbm::ZmqPublisherOptions opts;
     opts.send_timeout = std::chrono::milliseconds(-1);
     auto transport = std::make_shared<kvbm::ZmqPublisher>(hub.endpoint(), opts);
@@ -104,19 +99,7 @@ E2eResult registration_to_hub(std::size_t blocks) {
         std::fprintf(stderr, "e2e/zmq: hub not reachable\n");
         return {std::numeric_limits<double>::infinity(), 1};
     }
-    auto manager = std::make_shared<kvbm::EventsManager<>>(kvbm::EventsManagerSettings<>{{}, 2 * blocks});
-    const kvbm::BlockRegistry<> registry(manager);
-    kvbm::EventsPublisher publisher(*manager, registry, transport, kvbm::InstanceId{7U});
-    const auto t0 = std::chrono::steady_clock::now();
-    kvbm_bench::register_and_release(registry, hashes);
-    (void)publisher.stop();  // pending batch, Shutdown, flush
-    const auto m = publisher.metrics();
-    const bool applied = hub.wait_for_batches(m.batches_published, std::chrono::seconds(60));
-    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    const auto hs = hub.stats();
-    const std::uint64_t problems = (applied ? 0U : 1U) + m.lag_events + transport->dropped() + hs.rejected() +
-                                   index.size() + (2 * blocks - m.events_published);
-    return {dt.count(), problems};
+    return kvbm_bench::registration_to_hub(transport, hub, index, hashes);
 }
 
 }  // namespace
@@ -126,7 +109,7 @@ KVBM_BENCH("e2e") {
     double best = std::numeric_limits<double>::infinity();
     std::uint64_t problems = 0;
     for (int r = 0; r < s.runs; ++r) {
-        const auto res = registration_to_hub(blocks);
+        const auto res = zmq_registration_to_hub(blocks);
         best = std::min(best, res.seconds);
         problems += res.problems;
     }

@@ -1,11 +1,16 @@
-// The producer side shared by pipeline/register_release and e2e/zmq: runs of 64 blocks
+// The producer side shared by pipeline/register_release and the e2e lines: runs of 64 blocks
 // (positions 0..63, a request's prefix) registered, then released child first, as a cache
 // evicts a sequence: 64 Creates, 64 Removes per run.
 #pragma once
 
+#include <kvbm/events_publisher.hpp>
+#include <kvbm/index.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <vector>
@@ -58,6 +63,36 @@ inline void announce_and_release(const kvbm::EventsManager<>& manager,
             held.pop_back();
         }
     }
+}
+
+struct E2eResult {
+    double seconds = 0;
+    std::uint64_t problems = 0;  // events lagged, dropped or rejected, entries left over
+};
+
+/// One e2e run: `hashes` registered and released through a BlockRegistry whose
+/// EventsPublisher sends over `transport` to `hub`, which applies to `index` (empty, and
+/// sized for `register_run` positions). Timed from the first registration until the hub has
+/// applied every published batch (Shutdown included). `problems` counts what must be 0:
+/// a hub that did not catch up, lagged or transport-dropped events, rejected messages,
+/// entries left in the index, events never published.
+template <class Transport, class Hub>
+E2eResult registration_to_hub(const std::shared_ptr<Transport>& transport, const Hub& hub,
+                              const kvbm::PositionalIndex<>& index,
+                              const std::vector<kvbm::PositionalLineageHash>& hashes) {
+    const std::size_t events = 2 * hashes.size();
+    auto manager = std::make_shared<kvbm::EventsManager<>>(kvbm::EventsManagerSettings<>{{}, events});
+    const kvbm::BlockRegistry<> registry(manager);
+    kvbm::EventsPublisher publisher(*manager, registry, transport, kvbm::InstanceId{7U});
+    const auto t0 = std::chrono::steady_clock::now();
+    register_and_release(registry, hashes);
+    (void)publisher.stop();  // pending batch, Shutdown, flush
+    const auto m = publisher.metrics();
+    const bool applied = hub.wait_for_batches(m.batches_published, std::chrono::seconds(60));
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    const std::uint64_t problems = (applied ? 0U : 1U) + m.lag_events + transport->dropped() + hub.rejected() +
+                                   index.size() + (events - m.events_published);
+    return {dt.count(), problems};
 }
 
 }  // namespace kvbm_bench
