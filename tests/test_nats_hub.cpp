@@ -2,6 +2,7 @@
 // counted, resync requests, a broker restart while publishing (resync restores the view).
 #include "nats_helpers.hpp"
 #include "nats_worker.hpp"
+#include "two_workers.hpp"
 
 #include <kvbm/nats_hub.hpp>
 #include <kvbm/nats_publisher.hpp>
@@ -31,33 +32,19 @@ TEST_CASE("batches published by workers reach the hub's index", "[nats]") {
     NatsPublisher a(publisher_options(server));
     NatsPublisher b(publisher_options(server));
 
-    const auto system = chain(1, 20);
-    const auto user = chain(2, 50, 1, 20);
-    const InstanceId id_a = kvbm::Uint128::from_parts(0xabcdef0123456789ULL, 1);
-    const InstanceId id_b = 2U;
-    REQUIRE(a.publish("kvbm.events", encoded_batch(creates(id_a, user))));
-    REQUIRE(b.publish("kvbm.events", encoded_batch(creates(id_b, system))));
-    REQUIRE(a.flush());
-    REQUIRE(b.flush());
-    REQUIRE(hub.wait_for_batches(2, 20s));
-    auto m = index.query(user);
-    REQUIRE(m);
-    CHECK(m->position == 49);
-    CHECK(m->holders == std::vector<InstanceId>{id_a});
-    m = index.query(system);
-    REQUIRE(m);
-    CHECK(m->holders == std::vector<InstanceId>{id_b, id_a});
-
-    REQUIRE(a.publish("kvbm.events", encoded_batch(removes(id_a, {user.rbegin(), user.rend() - 20}))));
-    REQUIRE(b.publish("kvbm.events", encoded_batch(shutdown(id_b))));
-    REQUIRE(a.publish("kvbm.events", encoded_batch(shutdown(id_a))));
-    REQUIRE(a.flush());
-    REQUIRE(b.flush());
-    REQUIRE(hub.wait_for_batches(5, 20s));
-    CHECK(index.empty());
+    const auto scenario = run_two_workers(
+        index,
+        [&](int worker, const Batch& batch) {
+            REQUIRE((worker == 0 ? a : b).publish("kvbm.events", encoded_batch(batch)));
+        },
+        [&](std::uint64_t batches) {
+            REQUIRE(a.flush());
+            REQUIRE(b.flush());
+            REQUIRE(hub.wait_for_batches(batches, 20s));
+        });
     const auto s = hub.stats();
     CHECK(s.messages == 5);
-    CHECK(s.events_applied == 50 + 20 + 30);
+    CHECK(s.events_applied == scenario.events);
     CHECK(s.bytes_applied == a.bytes() + b.bytes());
     CHECK(s.rejected() == 0);
 }

@@ -1,4 +1,5 @@
 // ZmqPublisher -> ZmqHub -> PositionalIndex end to end, over tcp loopback and ipc.
+#include "two_workers.hpp"
 #include "zmq_helpers.hpp"
 
 #include <kvbm/zmq.hpp>
@@ -26,35 +27,20 @@ TEST_CASE("batches published by workers are applied by the hub", "[zmq]") {
     REQUIRE(b.wait_connected(10s));
     CHECK(a.subscribed());
 
-    const auto system = chain(1, 20);
-    const auto user = chain(2, 50, 1, 20);
-    const InstanceId id_a = kvbm::Uint128::from_parts(0xabcdef0123456789ULL, 1);
-    const InstanceId id_b = 2U;
-    CHECK(a.publish("kvbm.events", encoded(creates(id_a, user))));
-    CHECK(b.publish("kvbm.events", encoded(creates(id_b, system))));
-    REQUIRE(hub.wait_for_batches(2, 10s));
-
-    auto m = index.query(user);
-    REQUIRE(m);
-    CHECK(m->position == 49);
-    CHECK(m->holders == std::vector<InstanceId>{id_a});
-    m = index.query(system);
-    REQUIRE(m);
-    CHECK(m->holders == std::vector<InstanceId>{id_b, id_a});
-
-    // Removes, then Shutdown, then a flush: the index ends empty.
-    CHECK(a.publish("kvbm.events", encoded(removes(id_a, {user.rbegin(), user.rend() - 20}))));
-    CHECK(b.publish("kvbm.events", encoded(shutdown(id_b))));
-    CHECK(a.publish("kvbm.events", encoded(shutdown(id_a))));
-    CHECK(a.flush());
-    CHECK_FALSE(b.flush());  // on a shared context flush cannot confirm delivery (test_zmq_faults)
-    REQUIRE(hub.wait_for_batches(5, 10s));
-    CHECK(index.empty());
-
+    const auto scenario = run_two_workers(
+        index,
+        [&](int worker, const Batch& batch) { CHECK((worker == 0 ? a : b).publish("kvbm.events", encoded(batch))); },
+        [&](std::uint64_t batches) {
+            if (batches == 5) {
+                CHECK(a.flush());
+                CHECK_FALSE(b.flush());  // on a shared context flush cannot confirm delivery (test_zmq_faults)
+            }
+            REQUIRE(hub.wait_for_batches(batches, 10s));
+        });
     const auto s = hub.stats();
     CHECK(s.messages == 5);
     CHECK(s.batches_applied == 5);
-    CHECK(s.events_applied == 50 + 20 + 30);
+    CHECK(s.events_applied == scenario.events);
     CHECK(s.bytes_applied == a.bytes() + b.bytes());
     CHECK(s.rejected() == 0);
     CHECK(s.untopiced == 0);
