@@ -4,6 +4,15 @@
 include_guard(GLOBAL)
 include(CMakeFindDependencyMacro)
 
+# Sets VAR to ON when TARGET exists, else OFF.
+macro(_kvbm_have var target)
+  if(TARGET ${target})
+    set(${var} ON)
+  else()
+    set(${var} OFF)
+  endif()
+endmacro()
+
 # xxHash: Debian's libxxhash-dev ships no CMake config, only the header and a .pc file.
 # kvbm uses it header-only (XXH_INLINE_ALL), so the header directory is all it needs.
 if(NOT TARGET kvbm::xxhash_headers)
@@ -19,29 +28,17 @@ if(NOT TARGET kvbm::xxhash_headers)
     endif()
   endif()
 endif()
-if(TARGET kvbm::xxhash_headers)
-  set(KVBM_HAVE_XXHASH ON)
-else()
-  set(KVBM_HAVE_XXHASH OFF)
-endif()
+_kvbm_have(KVBM_HAVE_XXHASH kvbm::xxhash_headers)
 
 if(NOT TARGET nlohmann_json::nlohmann_json)
   find_package(nlohmann_json 3.10 QUIET)
 endif()
-if(TARGET nlohmann_json::nlohmann_json)
-  set(KVBM_HAVE_NLOHMANN_JSON ON)
-else()
-  set(KVBM_HAVE_NLOHMANN_JSON OFF)
-endif()
+_kvbm_have(KVBM_HAVE_NLOHMANN_JSON nlohmann_json::nlohmann_json)
 
 if(NOT TARGET cppzmq)
   find_package(cppzmq QUIET)
 endif()
-if(TARGET cppzmq)
-  set(KVBM_HAVE_CPPZMQ ON)
-else()
-  set(KVBM_HAVE_CPPZMQ OFF)
-endif()
+_kvbm_have(KVBM_HAVE_CPPZMQ cppzmq)
 
 # NATS: the official C client (nats.c, Debian's libnats-dev). Its CMake config (cnats) is
 # not used: Debian's names a static library the package does not ship, and loading it is a
@@ -61,11 +58,7 @@ if(NOT TARGET kvbm::cnats)
     endif()
   endif()
 endif()
-if(TARGET kvbm::cnats)
-  set(KVBM_HAVE_NATS ON)
-else()
-  set(KVBM_HAVE_NATS OFF)
-endif()
+_kvbm_have(KVBM_HAVE_NATS kvbm::cnats)
 
 # cpp-httplib (kvbm::hub). Upstream's CMake package gives httplib::httplib; Debian's
 # libcpp-httplib-dev ships a compiled library whose header declares only (split mode), plus
@@ -114,8 +107,4 @@ if(NOT TARGET kvbm::httplib)
     endif()
   endif()
 endif()
-if(TARGET kvbm::httplib)
-  set(KVBM_HAVE_HTTPLIB ON)
-else()
-  set(KVBM_HAVE_HTTPLIB OFF)
-endif()
+_kvbm_have(KVBM_HAVE_HTTPLIB kvbm::httplib)
