@@ -73,14 +73,14 @@ bool eventually(F&& cond, std::chrono::milliseconds timeout = 20s) {
 }  // namespace
 
 TEST_CASE("HubClient joins, publishes, keeps its lease and unregisters on stop") {
-    HubServer hub(hub_options(600ms));
+    HubServer hub(hub_options(1500ms));
     auto options = client_options(42);
     options.max_seq_len = 8192;
     HubClient client(hub.http_url(), options);
     CHECK(client.config().block_size == 16);
     CHECK(client.config().zmq_endpoint == hub.zmq_endpoint());
-    CHECK(client.lease_ttl() == 600ms);
-    CHECK(client.keepalive_interval() == 200ms);
+    CHECK(client.lease_ttl() == 1500ms);
+    CHECK(client.keepalive_interval() == 500ms);
     CHECK(hub.index().max_seq_len() == 8192);  // registration grew the index
 
     const auto chain = blocks(1, 5);
@@ -88,8 +88,9 @@ TEST_CASE("HubClient joins, publishes, keeps its lease and unregisters on stop")
     REQUIRE(eventually([&] { return hub.index().query(chain).has_value(); }));
     CHECK(hub.index().query(chain)->holders == std::vector<kvbm::InstanceId>{kvbm::InstanceId{42}});
 
-    // Several TTLs pass: the keepalives hold the lease, nothing is swept.
-    std::this_thread::sleep_for(1500ms);
+    // Several TTLs pass: the keepalives hold the lease, nothing is swept. (A TTL of 1.5 s
+    // leaves a keepalive 1 s of slack on a loaded machine.)
+    std::this_thread::sleep_for(4000ms);
     CHECK(client.keepalives() >= 3);
     CHECK(client.reregistrations() == 0);
     CHECK(hub.api().leases_expired() == 0);
@@ -144,9 +145,12 @@ TEST_CASE("HubClient surfaces a refused registration with the hub's message") {
 }
 
 TEST_CASE("HubClient registers again after its lease expired, and asks for a resync") {
-    HubServer hub(hub_options(300ms));
+    // The Create must reach the hub within the TTL (afterwards the instance is swept and its
+    // late batches dropped): 1 s, plenty on a loaded machine; the first keepalive, at 3 s,
+    // finds the lease gone.
+    HubServer hub(hub_options(1000ms));
     auto options = client_options(9);
-    options.keepalive_interval = 1000ms;  // slower than the TTL: the lease runs out
+    options.keepalive_interval = 3000ms;  // slower than the TTL: the lease runs out
     HubClient client(hub.http_url(), options);
     (void)client.take_resync_request();  // the first subscription's request
     const auto chain = blocks(3, 4);

@@ -14,7 +14,7 @@ import time
 
 from hubtest import Hub, Publisher, batch, chain, check, finish, binary_arg
 
-TTL_S = 1.0
+TTL_S = 2.0  # keepalives every TTL/3: 1.3 s of slack for a worker on a loaded machine
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -180,7 +180,7 @@ def jetstream(hub_bin, server, tmp):
 
 def leases_across_restart(hub_bin, server, tmp):
     snap = os.path.join(tmp, "leases.snap")
-    ttl = 1.0
+    ttl = 2.0  # the live worker must renew within a TTL of the restarted hub granting its lease
     # Its own subject (a second stream may not capture the first one's subject).
     args = ["--nats", server.url, "--subject-prefix", "lz", "--jetstream", "KVL", "--snapshot", snap,
             "--lease-ttl", str(ttl)]
