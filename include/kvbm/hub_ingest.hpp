@@ -388,8 +388,6 @@ private:
     mutable std::condition_variable m_progress;
 };
 
-namespace detail {
-
 /// What every hub transport (ZmqHub, NatsHub) shares: the HubIngest it feeds (its own, built
 /// from an index or a sink, or one shared with other transports) and the ingest's read side,
 /// so that `hub.stats()`, `hub.wait_for_batches(...)` and the rest read the same on each.
@@ -446,7 +444,5 @@ private:
     std::unique_ptr<ingest_type> m_own_ingest;  // null when feeding a shared ingest
     ingest_type& m_ingest;
 };
-
-}  // namespace detail
 
 KVBM_NAMESPACE_END

@@ -137,8 +137,8 @@ struct NatsHubStats {
 /// hub's thread only. Destruction stops the loop (bounded: at most one fetch wait, ~0.2 s)
 /// and, with JetStream and a snapshot path, saves a last snapshot.
 template <WireSequenceHash H = PositionalLineageHash>
-class NatsHub : public detail::HubTransportBase<H> {
-    using base = detail::HubTransportBase<H>;
+class NatsHub : public HubTransportBase<H> {
+    using base = HubTransportBase<H>;
 
 public:
     using typename base::ingest_type;

@@ -69,8 +69,8 @@ using ZmqHubStats = HubIngestStats;
 /// Destruction stops the loop at once (pending messages are discarded) and never hangs;
 /// it must not run on the hub's own thread (i.e. from the sink).
 template <WireSequenceHash H = PositionalLineageHash>
-class ZmqHub : public detail::HubTransportBase<H> {
-    using base = detail::HubTransportBase<H>;
+class ZmqHub : public HubTransportBase<H> {
+    using base = HubTransportBase<H>;
 
 public:
     using typename base::ingest_type;
