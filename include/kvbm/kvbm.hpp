@@ -4,7 +4,8 @@
 ///   <kvbm/tokens.hpp> (kvbm::tokens, xxHash), <kvbm/json.hpp> (kvbm::json: nlohmann DOM adapters),
 ///   <kvbm/zmq.hpp> (kvbm::zmq, cppzmq: <kvbm/zmq_publisher.hpp> for a worker,
 ///   <kvbm/zmq_hub.hpp> for a hub), <kvbm/hub_client.hpp> (kvbm::hub, cpp-httplib + cppzmq:
-///   a worker joining a kvbm-hub), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp>
+///   a worker joining a kvbm-hub; <kvbm/hub_lease.hpp> for its lease alone, whatever the
+///   transport), <kvbm/nats_publisher.hpp> and <kvbm/nats_hub.hpp>
 ///   (kvbm::nats, nats.c).
 #pragma once
 
