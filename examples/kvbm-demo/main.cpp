@@ -2,8 +2,8 @@
 // it", checked as it runs.
 //
 //   kvbm-demo [all] [options]   hub and W workers in one process, over loopback
-//   kvbm-demo hub [--http 127.0.0.1:1337] [--bind tcp://*:5557] [--duration S]
-//   kvbm-demo worker --hub-url http://HOST:1337 [options]
+//   kvbm-demo hub [--http 127.0.0.1:1337] [--bind tcp://*:5557] [--duration S] [--transport nats --nats URL]
+//   kvbm-demo worker --hub-url http://HOST:1337 [--transport nats --nats URL] [options]
 //
 // The hub is kvbm-hub's server (the same code as the kvbm-hub service). Workers are KV cache
 // managers (block budget, LRU eviction) serving chat traffic whose prompts share prefixes;
@@ -15,9 +15,10 @@
 // batch applied. The last line printed is one JSON object; the exit code is 1 when a check
 // failed.
 //
-// --transport nats: the workers publish through kvbm::NatsPublisher and the hub reads the
-// events subject (HubOptions::nats); with no --nats URL the demo starts a local nats-server
-// on a free loopback port (and, with --faults, restarts it on the schedule).
+// --transport nats: the workers publish through kvbm::NatsPublisher, holding their leases
+// with kvbm::HubLease, and the hub reads the events subject (HubOptions::nats). In mode all
+// with no --nats URL the demo starts a local nats-server on a free loopback port (and, with
+// --faults, restarts it on the schedule); modes hub and worker take the broker they share.
 #include "faults.hpp"
 #include "hub_service.hpp"
 #include "nats_broker.hpp"
@@ -110,12 +111,12 @@ Options parse(int argc, char** argv) {
     app.add_option("--fault-every", o.fault_every, "Requests between faults")->check(decimal)->group(faults);
     app.add_option("--fault-span", o.fault_span, "Requests served while a fault lasts")->check(decimal)->group(faults);
 
-    const std::string transport = "Transport (mode all)";
+    const std::string transport = "Transport (all modes)";
     app.add_option("--transport", o.transport, "Events transport: zmq, or nats (a NATS broker between workers and hub)")
         ->group(transport);
     app.add_option("--nats", o.nats_url,
-                   "With --transport nats: the broker's URL, nats://HOST:PORT (default: start a local nats-server on "
-                   "a free loopback port)")
+                   "With --transport nats: the broker's URL, nats://HOST:PORT (mode all: by default start a local "
+                   "nats-server on a free loopback port; modes hub and worker: required, the broker they share)")
         ->group(transport);
 
     const std::string hub = "Hub (mode hub)";
@@ -151,8 +152,9 @@ Options parse(int argc, char** argv) {
     if (o.transport != "zmq" && o.transport != "nats") {
         throw std::invalid_argument("unknown transport " + o.transport + " (expected zmq or nats)");
     }
-    if (o.transport == "nats" && o.mode != "all") {
-        throw std::invalid_argument("--transport nats runs in mode all only");
+    if (o.transport == "nats" && o.mode != "all" && o.nats_url.empty()) {
+        throw std::invalid_argument("--transport nats in mode " + o.mode +
+                                    " needs --nats URL (the broker the hub and the workers share)");
     }
     if (!o.nats_url.empty() && o.transport != "nats") {
         throw std::invalid_argument("--nats needs --transport nats");
@@ -266,7 +268,10 @@ int run_workers(const Options& o, const std::string& hub_url, bool own_hub, cons
             if (!nats->wait_connected(std::chrono::seconds(10))) {
                 throw std::runtime_error("worker: NATS broker " + nats_url + " did not answer");
             }
-            workers.push_back(std::make_unique<SimWorker>(i, id, std::move(nats), WorkerConfig{o.budget}));
+            workers.push_back(std::make_unique<SimWorker>(i, id, hub_url, o.block_size, o.max_seq_len, std::move(nats),
+                                                          WorkerConfig{o.budget}));
+#else
+            throw std::invalid_argument("--transport nats: this kvbm-demo was built without NATS (libnats-dev)");
 #endif
         }
         by_id[workers.back()->id()] = i;
@@ -467,12 +472,27 @@ kvbm_hub::HubOptions hub_options(const Options& o, const std::string& http, cons
     return h;
 }
 
+/// The hub's options with NATS ingest from the broker at `nats_url`, when one is given.
+kvbm_hub::HubOptions with_nats(kvbm_hub::HubOptions h, [[maybe_unused]] const std::string& nats_url) {
+    if (nats_url.empty()) {
+        return h;
+    }
+#ifdef KVBM_DEMO_HAVE_NATS
+    h.nats.emplace();
+    h.nats->connection = nats_connection(nats_url, "kvbm-demo hub");
+    return h;
+#else
+    throw std::invalid_argument("--transport nats: this kvbm-demo was built without NATS (libnats-dev)");
+#endif
+}
+
 int run_hub(const Options& o) {
-    kvbm_hub::HubServer hub(hub_options(o, o.http, o.bind));
+    kvbm_hub::HubServer hub(with_nats(hub_options(o, o.http, o.bind), o.transport == "nats" ? o.nats_url : ""));
     HubHttp client(hub.http_url());
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    std::printf("kvbm-demo hub: http %s, events %s\n", hub.http_url().c_str(), hub.zmq_endpoint().c_str());
+    std::printf("kvbm-demo hub: http %s, events %s%s%s\n", hub.http_url().c_str(), hub.zmq_endpoint().c_str(),
+                o.transport == "nats" ? " and NATS at " : "", o.transport == "nats" ? o.nats_url.c_str() : "");
     std::fflush(stdout);
     const auto t0 = std::chrono::steady_clock::now();
     auto last_print = t0;
@@ -515,7 +535,7 @@ int main(int argc, char** argv) {
             return run_hub(o);
         }
         if (o.mode == "worker") {
-            return run_workers(o, o.hub_url, false);
+            return run_workers(o, o.hub_url, false, o.transport == "nats" ? o.nats_url : std::string{});
         }
         std::unique_ptr<LocalNatsServer> broker;  // --transport nats without --nats
         const std::string nats_url = o.transport == "nats" ? nats_broker(o, broker) : std::string{};
@@ -545,14 +565,7 @@ int main(int argc, char** argv) {
 #endif
             return run_faults(f);
         }
-        auto options = hub_options(o, "127.0.0.1:0", "tcp://127.0.0.1:0");
-#ifdef KVBM_DEMO_HAVE_NATS
-        if (!nats_url.empty()) {
-            options.nats.emplace();
-            options.nats->connection = nats_connection(nats_url, "kvbm-demo hub");
-        }
-#endif
-        kvbm_hub::HubServer hub(std::move(options));
+        kvbm_hub::HubServer hub(with_nats(hub_options(o, "127.0.0.1:0", "tcp://127.0.0.1:0"), nats_url));
         return run_workers(o, hub.http_url(), true, nats_url);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << '\n';

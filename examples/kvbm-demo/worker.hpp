@@ -10,6 +10,7 @@
 
 #include <kvbm/events_publisher.hpp>
 #include <kvbm/hub_client.hpp>
+#include <kvbm/hub_lease.hpp>
 #include <kvbm/manager.hpp>
 #include <kvbm/registry.hpp>
 #include <kvbm/zmq_publisher.hpp>
@@ -61,16 +62,21 @@ public:
     }
 
 #ifdef KVBM_DEMO_HAVE_NATS
-    /// Publishes through NATS: `nats` is connected and its resync subscription registered
-    /// (wait_connected), so a hub's resync request reaches it.
-    SimWorker(std::size_t index, kvbm::InstanceId id, std::shared_ptr<kvbm::NatsPublisher> nats, WorkerConfig cfg)
+    /// Publishes through NATS and holds a lease at the hub at `hub_url` (kvbm::HubLease:
+    /// probes /config, registers, keeps the lease alive), so the hub sweeps it if it dies and
+    /// it resyncs if its lease was lost. `nats` is connected and its resync subscription
+    /// registered (wait_connected), so a hub's resync request reaches it.
+    SimWorker(std::size_t index, kvbm::InstanceId id, const std::string& hub_url, std::uint64_t block_size,
+              std::uint64_t max_seq_len, std::shared_ptr<kvbm::NatsPublisher> nats, WorkerConfig cfg)
         : m_index(index),
           m_id(id),
           m_cfg(cfg),
           m_nats(std::move(nats)),
+          m_lease(std::make_unique<kvbm::HubLease>(hub_url, lease_options(id, block_size, max_seq_len))),
+          m_leased(std::make_shared<kvbm::LeasedPublisher<kvbm::NatsPublisher>>(*m_lease, *m_nats)),
           m_manager(std::make_shared<kvbm::EventsManager<Hash>>()),
           m_registry(m_manager) {
-        m_publisher = std::make_unique<kvbm::EventsPublisher<>>(*m_manager, m_registry, m_nats, id);
+        m_publisher = std::make_unique<kvbm::EventsPublisher<>>(*m_manager, m_registry, m_leased, id);
     }
 #endif
 
@@ -170,18 +176,26 @@ private:
     std::size_t m_index;
     kvbm::InstanceId m_id;
     WorkerConfig m_cfg;
-    static kvbm::HubClientOptions client_options(kvbm::InstanceId id, std::uint64_t block_size,
-                                                 std::uint64_t max_seq_len) {
-        kvbm::HubClientOptions o;
+    static kvbm::HubLeaseOptions lease_options(kvbm::InstanceId id, std::uint64_t block_size,
+                                               std::uint64_t max_seq_len) {
+        kvbm::HubLeaseOptions o;
         o.instance_id = id;
         o.block_size = block_size;
         o.max_seq_len = max_seq_len;
+        return o;
+    }
+    static kvbm::HubClientOptions client_options(kvbm::InstanceId id, std::uint64_t block_size,
+                                                 std::uint64_t max_seq_len) {
+        kvbm::HubClientOptions o;
+        static_cast<kvbm::HubLeaseOptions&>(o) = lease_options(id, block_size, max_seq_len);
         return o;
     }
 
     std::shared_ptr<kvbm::HubClient> m_transport;  // ZeroMQ (null with NATS)
 #ifdef KVBM_DEMO_HAVE_NATS
     std::shared_ptr<kvbm::NatsPublisher> m_nats;  // NATS (null with ZeroMQ)
+    std::unique_ptr<kvbm::HubLease> m_lease;      // NATS; before m_publisher: unregisters after its Shutdown
+    std::shared_ptr<kvbm::LeasedPublisher<kvbm::NatsPublisher>> m_leased;
 #endif
     std::shared_ptr<kvbm::EventsManager<Hash>> m_manager;
     kvbm::BlockRegistry<Hash> m_registry;
