@@ -3,6 +3,8 @@
 // sweeper expires leases (run under TSan).
 #include "../examples/kvbm-hub/hub_api.hpp"
 
+#include <kvbm/prometheus.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -118,6 +120,39 @@ TEST_CASE("HubApi: late batches of a swept or unregistered instance are dropped 
     CHECK(index.entries_of(dead) == 8);
     CHECK(api.tombstone_ttl() >= std::chrono::minutes(1));
     stop.store(true);
+}
+
+TEST_CASE("HubApi with require_lease: only leased instances are indexed, so every one can be swept") {
+    kvbm::PositionalIndex<Hash> index(4096, 16);
+    LeaseTable leases(10s);
+    ApiOptions options;
+    options.require_lease = true;
+    HubApi api(index, leases, options);
+    const kvbm::InstanceId worker{7};
+    const kvbm::InstanceId stranger{9};
+
+    // A stranger (or a Rust worker, which does not register) is dropped, counted, not indexed.
+    CHECK_FALSE(api.apply(creates(9, 1, 8)));
+    CHECK(index.entries_of(stranger) == 0);
+    CHECK(api.batches_dropped_unleased() == 1);
+    CHECK(api.batches_dropped_swept() == 0);
+
+    // A registered worker is indexed; once its lease is gone (expired or deleted), its late
+    // batches are dropped (as swept ones), and a stranger's still are.
+    REQUIRE(api.handle("POST", "/v1/instances", std::nullopt, register_body(7)).status == 200);
+    CHECK(api.apply(creates(7, 2, 8)));
+    CHECK(index.entries_of(worker) == 8);
+    REQUIRE(api.handle("DELETE", "/v1/instances/7", std::nullopt, "").status == 200);
+    CHECK(index.entries_of(worker) == 0);
+    CHECK_FALSE(api.apply(creates(7, 3, 8)));
+    CHECK(index.entries_of(worker) == 0);
+    CHECK(api.batches_dropped_swept() == 1);
+    CHECK_FALSE(api.apply(creates(9, 4, 8)));
+    CHECK(api.batches_dropped_unleased() == 2);
+    CHECK(index.stats().entries == 0);
+
+    // The counter is exported.
+    CHECK(kvbm::prometheus::render(api).find("\nkvbm_hub_batches_dropped_unleased_total 2\n") != std::string::npos);
 }
 
 TEST_CASE("HubApi: concurrent registrations, keepalives, deletes, queries, ingest and sweeping") {

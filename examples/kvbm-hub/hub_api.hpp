@@ -68,6 +68,12 @@ public:
         return true;
     }
 
+    /// Whether `id` holds a lease (registered, not yet expired by the sweeper).
+    [[nodiscard]] bool contains(const InstanceId& id) const {
+        std::lock_guard lock(m_mutex);
+        return m_expiry.contains(id);
+    }
+
     /// Ends the lease of `id`; false when it was not registered.
     bool revoke(const InstanceId& id) {
         std::lock_guard lock(m_mutex);
@@ -299,6 +305,11 @@ struct ApiOptions {
     std::string zmq_curve_server_key;
     /// When set, the registration routes require `Authorization: Bearer <token>`.
     std::optional<std::string> control_token;
+    /// When set, batches of an instance without a live lease are dropped (counted in
+    /// kvbm_hub_batches_dropped_unleased_total): every block in the index then belongs to a
+    /// leased worker, so every dead worker leaves the view. Off by default, as on the Rust
+    /// hub, whose workers do not register with kvbm's control plane.
+    bool require_lease = false;
 };
 
 /// `{"error":"..."}`.
@@ -361,13 +372,18 @@ public:
     /// applying it would bring the dead worker's blocks back, and nothing would ever sweep
     /// them again (it holds no lease). A worker that is in fact alive learns on its next
     /// keepalive (404) that it was swept, registers again, which lifts the tombstone, and
-    /// resyncs. Instances that never registered are applied as the Rust hub does. Returns
-    /// false when the batch was dropped (counted in kvbm_hub_batches_dropped_swept_total).
+    /// resyncs. Instances that never registered are applied as the Rust hub does, unless
+    /// `require_lease` is set. Returns false when the batch was dropped (counted in
+    /// kvbm_hub_batches_dropped_swept_total or kvbm_hub_batches_dropped_unleased_total).
     bool apply(const kvbm::KvbmCacheEvents<Hash>& batch) {
         {
             std::lock_guard lock(m_apply_mutex);  // a sweep cannot fall between check and apply
             if (buried(batch.instance_id, Clock::now())) {
                 m_dropped_swept.fetch_add(1);
+                return false;
+            }
+            if (m_options.require_lease && !m_leases.contains(batch.instance_id)) {
+                m_dropped_unleased.fetch_add(1);
                 return false;
             }
             m_index.apply(batch);
@@ -395,6 +411,8 @@ public:
         return std::max<std::chrono::milliseconds>(std::chrono::minutes(1), 6 * m_leases.ttl());
     }
     [[nodiscard]] std::uint64_t batches_dropped_swept() const noexcept { return m_dropped_swept.load(); }
+    /// Batches dropped by `require_lease`: their instance held no lease.
+    [[nodiscard]] std::uint64_t batches_dropped_unleased() const noexcept { return m_dropped_unleased.load(); }
 
     /// Answers one request. `bearer` is the token of an `Authorization: Bearer` header
     /// (nullopt without one). Counts the answer under its route and status.
@@ -474,6 +492,9 @@ public:
                      "Batches dropped because their instance was swept or unregistered shortly before (late "
                      "batches of a worker that is gone).",
                      MetricKind::counter, static_cast<double>(m_dropped_swept.load()));
+        visit_metric(visit, "kvbm_hub_batches_dropped_unleased_total",
+                     "Batches dropped because their instance held no lease (kvbm-hub --require-lease).",
+                     MetricKind::counter, static_cast<double>(m_dropped_unleased.load()));
         m_http.for_each_metric(visit);
     }
 
@@ -907,6 +928,7 @@ private:
     std::atomic<std::uint64_t> m_leases_expired{0};
     std::atomic<std::uint64_t> m_swept_entries{0};
     std::atomic<std::uint64_t> m_dropped_swept{0};
+    std::atomic<std::uint64_t> m_dropped_unleased{0};
     std::mutex m_apply_mutex;                              // orders applies against sweeps
     std::map<InstanceId, Clock::time_point> m_tombstones;  // swept or unregistered: until when
 };

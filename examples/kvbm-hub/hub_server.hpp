@@ -40,6 +40,8 @@ struct HubOptions {
     std::size_t max_body_bytes = std::size_t{1} << 20;  ///< larger request bodies get 413
     std::size_t http_threads = 16;                      ///< connections served at once
     std::optional<std::string> control_token;
+    /// Drop batches of instances without a live lease (see ApiOptions::require_lease).
+    bool require_lease = false;
     /// When set, ingest needs CURVE with a listed key, and a key publishes only for its ids.
     std::optional<CurveConfig> curve;
 #ifdef KVBM_HUB_HAVE_NATS
@@ -192,6 +194,7 @@ private:
         a.max_seq_len = o.max_seq_len;
         a.lease_ttl = o.lease_ttl;
         a.control_token = o.control_token;
+        a.require_lease = o.require_lease;
         if (o.curve) {
             a.zmq_curve_server_key = o.curve->public_key;
         }

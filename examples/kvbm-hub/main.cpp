@@ -4,7 +4,7 @@
 //
 //   kvbm-hub [--http HOST:PORT] [--zmq-bind ENDPOINT] [--advertise-host HOST]
 //            [--block-size N] [--max-seq-len N] [--lease-ttl SECONDS]
-//            [--curve-secret-key FILE --curve-allow FILE] [--control-token FILE]
+//            [--curve-secret-key FILE --curve-allow FILE] [--control-token FILE] [--require-lease]
 //            [--nats URL[,URL...] [--subject-prefix P] [--jetstream STREAM --snapshot FILE
 //             [--stream-max-msgs N] [--stream-max-bytes N] [--stream-max-age SECONDS]]]
 //
@@ -92,6 +92,9 @@ static int run_main(int argc, char** argv) {
     app.add_option("--control-token", control_token_file,
                    "file whose first line is the bearer token the /v1/instances routes require")
         ->check(CLI::ExistingFile);
+    app.add_flag("--require-lease", options.require_lease,
+                 "drop batches of instances without a live lease (POST /v1/instances first), so every dead "
+                 "worker leaves the view; Rust workers, which do not register, are then ignored");
     app.add_option("--curve-secret-key", curve_secret_file,
                    "file with the hub's CURVE secret key (Z85, 40 characters): ingest needs CURVE")
         ->check(CLI::ExistingFile);

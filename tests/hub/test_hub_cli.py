@@ -9,7 +9,7 @@ import subprocess
 from hubtest import Hub, check, finish, binary_arg
 
 FLAGS = ["--http", "--zmq-bind", "--advertise-host", "--block-size", "--max-seq-len", "--lease-ttl",
-         "--curve-secret-key", "--curve-allow", "--control-token"]
+         "--curve-secret-key", "--curve-allow", "--control-token", "--require-lease"]
 
 
 def run(binary, *args):

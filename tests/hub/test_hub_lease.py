@@ -3,7 +3,8 @@
 with SIGKILL, so no Shutdown and no DELETE ever reach the hub; the hub must sweep it from
 the index within lease TTL + 1 s, while a worker that keeps its lease stays. Prints the
 measured time. Then a batch of the dead worker that was still in flight arrives (sent here
-with pyzmq + msgpack): it must be dropped, not bring the dead worker's blocks back.
+with pyzmq + msgpack): it must be dropped, not bring the dead worker's blocks back. Last,
+with --require-lease, a stranger's batches are dropped and a registered worker's indexed.
 
 usage: test_hub_lease.py PATH/TO/kvbm-hub"""
 import os
@@ -74,7 +75,33 @@ def main():
                 if w.poll() is None:
                     w.kill()
                 w.wait()
+    require_lease(binary)
     finish("test_hub_lease")
+
+
+def require_lease(binary):
+    """--require-lease: a stranger's batches (an instance that never registered) are dropped
+    and counted, so everything indexed belongs to a lease and can be swept."""
+    with Hub(binary, "--require-lease") as hub:
+        stranger, worker = 4242, 77
+        a, b = chain(20, 3), chain(21, 5)
+        config = hub.get("/v1/features/indexer/config")[1]
+        pub = Publisher(config["zmq_endpoint"])
+        try:
+            check(pub.wait_subscribed(), "publisher subscribed")
+            pub.send(batch("Create", a, stranger))
+            check(hub.wait_until(lambda: hub.metric("kvbm_hub_batches_dropped_unleased_total") == 1),
+                  "the stranger's batch is dropped (counted)")
+            check(hub.query(a) is None, "the stranger's blocks are not indexed")
+            status, body = hub.post("/v1/instances", {"instance_id": str(worker), "block_size": 16})
+            check(status == 200, f"worker registered: {status} {body}")
+            pub.send(batch("Create", b, worker))
+            check(hub.wait_until(lambda: hub.query(b) is not None), "the leased worker's blocks are indexed")
+            status, _ = hub.request("DELETE", f"/v1/instances/{worker}")
+            check(status == 200 and hub.query(b) is None, "and swept when it leaves")
+            check(hub.metric("kvbm_hub_batches_dropped_unleased_total") == 1, "nothing else dropped")
+        finally:
+            pub.close()
 
 
 if __name__ == "__main__":
