@@ -183,6 +183,12 @@ class Publisher:
         self.sock.close()
         self.ctx.term()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def binary_arg():
     if len(sys.argv) < 2 or not os.path.exists(sys.argv[1]):

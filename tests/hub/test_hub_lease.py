@@ -19,6 +19,13 @@ TTL_S = 2.0  # keepalives every TTL/3: 1.3 s of slack for a worker on a loaded m
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def expect_dropped(hub, pub, hashes, instance, metric, what):
+    """Sends a Create of `hashes` for `instance`: the hub must drop it, counted once in `metric`."""
+    pub.send(batch("Create", hashes, instance))
+    check(hub.wait_until(lambda: hub.metric(metric) == 1), f"{what} is dropped (counted in {metric})")
+    check(hub.query(hashes) is None, f"{what}: its blocks are not indexed")
+
+
 def start_worker(hub, instance, seed, blocks):
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "py_worker.py"), hub.url, str(instance), str(seed),
                              str(blocks)], stdout=subprocess.PIPE, text=True)
@@ -60,16 +67,10 @@ def main():
             check(hub.metric("kvbm_hub_instances") == 1, "kvbm_hub_instances gauge")
 
             # A late batch of the dead worker (queued somewhere when it died) arrives now.
-            config = hub.get("/v1/features/indexer/config")[1]
-            late = Publisher(config["zmq_endpoint"])
-            try:
+            with Publisher(hub.zmq) as late:
                 check(late.wait_subscribed(), "late publisher subscribed")
-                late.send(batch("Create", a, doomed))
-                check(hub.wait_until(lambda: hub.metric("kvbm_hub_batches_dropped_swept_total") == 1),
-                      "the late batch of the swept worker is dropped (counted)")
-            finally:
-                late.close()
-            check(hub.query(a) is None, "the dead worker's blocks stay gone")
+                expect_dropped(hub, late, a, doomed, "kvbm_hub_batches_dropped_swept_total",
+                               "the late batch of the swept worker")
         finally:
             for w in (w1, w2):
                 if w.poll() is None:
@@ -85,14 +86,9 @@ def require_lease(binary):
     with Hub(binary, "--require-lease") as hub:
         stranger, worker = 4242, 77
         a, b = chain(20, 3), chain(21, 5)
-        config = hub.get("/v1/features/indexer/config")[1]
-        pub = Publisher(config["zmq_endpoint"])
-        try:
+        with Publisher(hub.zmq) as pub:
             check(pub.wait_subscribed(), "publisher subscribed")
-            pub.send(batch("Create", a, stranger))
-            check(hub.wait_until(lambda: hub.metric("kvbm_hub_batches_dropped_unleased_total") == 1),
-                  "the stranger's batch is dropped (counted)")
-            check(hub.query(a) is None, "the stranger's blocks are not indexed")
+            expect_dropped(hub, pub, a, stranger, "kvbm_hub_batches_dropped_unleased_total", "the stranger's batch")
             status, body = hub.post("/v1/instances", {"instance_id": str(worker), "block_size": 16})
             check(status == 200, f"worker registered: {status} {body}")
             pub.send(batch("Create", b, worker))
@@ -100,8 +96,6 @@ def require_lease(binary):
             status, _ = hub.request("DELETE", f"/v1/instances/{worker}")
             check(status == 200 and hub.query(b) is None, "and swept when it leaves")
             check(hub.metric("kvbm_hub_batches_dropped_unleased_total") == 1, "nothing else dropped")
-        finally:
-            pub.close()
 
 
 if __name__ == "__main__":
