@@ -157,7 +157,7 @@ TEST_CASE("HubClient registers again after its lease expired, and asks for a res
     publish_create(client, chain);
     REQUIRE(eventually([&] { return hub.index().size() == 4; }));
     REQUIRE(eventually([&] { return hub.api().leases_expired() >= 1; }));
-    CHECK(hub.index().empty());  // swept
+    CHECK(hub.api().swept_entries() == 4);  // swept (the resync below may refill the index already)
     REQUIRE(eventually([&] { return client.reregistrations() >= 1; }));
     CHECK(client.take_resync_request());
     CHECK_FALSE(client.take_resync_request());  // once

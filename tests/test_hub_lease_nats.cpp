@@ -78,7 +78,7 @@ TEST_CASE("a NATS worker's lease: swept when it runs out, restored by the resync
 
     // No keepalive within the TTL: the hub sweeps the worker...
     REQUIRE(eventually([&] { return hub.api().leases_expired() >= 1; }, 20s));
-    CHECK(hub.index().empty());
+    CHECK(hub.api().swept_entries() == 4);  // (the index may already be refilled by the resync below)
     // ...until the next keepalive (404) registers again and the resync republishes the live set.
     REQUIRE(eventually([&] { return lease.reregistrations() >= 1; }, 20s));
     REQUIRE(eventually([&] { return hub.index().size() == 4; }, 20s));

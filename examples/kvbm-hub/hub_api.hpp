@@ -365,6 +365,8 @@ public:
     [[nodiscard]] std::size_t registered() const { return m_leases.size(); }
     [[nodiscard]] std::uint64_t unregistrations() const noexcept { return m_unregistrations.load(); }
     [[nodiscard]] std::uint64_t leases_expired() const noexcept { return m_leases_expired.load(); }
+    /// Index holdings removed by unregistrations and lease expiries.
+    [[nodiscard]] std::uint64_t swept_entries() const noexcept { return m_swept_entries.load(); }
 
     /// The ingest's sink: applies a decoded batch to the index, unless its instance was swept
     /// or unregistered within the last `tombstone_ttl()`. Such a batch is a late one from a
