@@ -58,11 +58,11 @@ public:
     /// hub cannot be reached, refuses the registration, indexes another block size,
     /// advertises no endpoint, or does not subscribe within `connect_timeout` (a
     /// registration made before the failure is withdrawn).
-    HubClient(std::string hub_url, const HubClientOptions& options)
-        : m_lease(std::move(hub_url), options, [&](const HubConfig& config) {
+    HubClient(const std::string& hub_url, const HubClientOptions& options)
+        : m_lease(hub_url, options, [&](const HubConfig& config) {
               if (config.zmq_endpoint.empty()) {
-                  throw HubClientError(
-                      "kvbm::HubClient: the hub advertises no ZeroMQ endpoint (zmq_endpoint is empty)");
+                  throw HubClientError("kvbm::HubClient: the hub at " + hub_url +
+                                       " advertises no ZeroMQ endpoint (zmq_endpoint is empty)");
               }
           }) {
         try {
