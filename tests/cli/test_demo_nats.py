@@ -13,11 +13,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nats"))
+from natstest import NatsServer  # noqa: E402
 
 demo = sys.argv[1]
 env = dict(os.environ, KVBM_NATS_SERVER=sys.argv[2])
@@ -66,56 +68,39 @@ check(f"faults: reconverge_ms_max <= {reconverge_limit_ms}", res["reconverge_ms_
 
 # 3. Hub and workers in separate processes sharing a broker: the hub reads NATS, each worker
 # publishes to it and holds its lease with kvbm::HubLease over the hub's HTTP API.
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-port = free_port()
-broker = subprocess.Popen([sys.argv[2], "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-nats_url = f"nats://127.0.0.1:{port}"
-try:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    hub = subprocess.Popen([demo, "hub", "--bind", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0", "--transport",
-                            "nats", "--nats", nats_url], stdout=subprocess.PIPE, text=True, env=env)
+with tempfile.TemporaryDirectory(prefix="kvbm-demo-nats-split-") as tmp:
+    broker = NatsServer(sys.argv[2], tmp, jetstream=False)
+    nats_url = broker.url
     try:
-        first = hub.stdout.readline()
-        m = re.match(r"kvbm-demo hub: http (\S+), events \S+ and NATS at (\S+)", first)
-        check("split: the hub announces NATS", m is not None and m.group(2) == nats_url, first)
-        w = run(["worker", "--hub-url", m.group(1), "--transport", "nats", "--nats", nats_url, "--requests", "2000",
-                 "--check-every", "1000", "--workers", "3"], 300)
-        check("split: worker exit 0", w.returncode == 0, w.stderr)
-        wres = json.loads(w.stdout.strip().splitlines()[-1])
-        check("split: transport", wres.get("transport") == "nats", wres)
-        for key in ("mismatches", "lost", "hub_entries_final", "unsettled_checks", "publish_errors"):
-            check(f"split: {key} == 0", wres[key] == 0, wres)
-        status = json.loads(urllib.request.urlopen(m.group(1) + "/v1/features/indexer/instances", timeout=10).read())
-        check("split: the workers unregistered on exit", status.get("instances") == [], status)
-        metrics = urllib.request.urlopen(m.group(1) + "/metrics", timeout=10).read().decode()
-        for name in ("kvbm_hub_registrations_total", "kvbm_hub_unregistrations_total"):
-            line = re.search(rf"^{name} (\S+)$", metrics, re.M)
-            check(f"split: {name} == 3 (each worker's lease)", line is not None and float(line.group(1)) == 3.0,
-                  line.group(0) if line else metrics[:500])
+        hub = subprocess.Popen([demo, "hub", "--bind", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0", "--transport",
+                                "nats", "--nats", nats_url], stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            first = hub.stdout.readline()
+            m = re.match(r"kvbm-demo hub: http (\S+), events \S+ and NATS at (\S+)", first)
+            check("split: the hub announces NATS", m is not None and m.group(2) == nats_url, first)
+            w = run(["worker", "--hub-url", m.group(1), "--transport", "nats", "--nats", nats_url, "--requests", "2000",
+                     "--check-every", "1000", "--workers", "3"], 300)
+            check("split: worker exit 0", w.returncode == 0, w.stderr)
+            wres = json.loads(w.stdout.strip().splitlines()[-1])
+            check("split: transport", wres.get("transport") == "nats", wres)
+            for key in ("mismatches", "lost", "hub_entries_final", "unsettled_checks", "publish_errors"):
+                check(f"split: {key} == 0", wres[key] == 0, wres)
+            status = json.loads(urllib.request.urlopen(m.group(1) + "/v1/features/indexer/instances", timeout=10).read())
+            check("split: the workers unregistered on exit", status.get("instances") == [], status)
+            metrics = urllib.request.urlopen(m.group(1) + "/metrics", timeout=10).read().decode()
+            for name in ("kvbm_hub_registrations_total", "kvbm_hub_unregistrations_total"):
+                line = re.search(rf"^{name} (\S+)$", metrics, re.M)
+                check(f"split: {name} == 3 (each worker's lease)", line is not None and float(line.group(1)) == 3.0,
+                      line.group(0) if line else metrics[:500])
+        finally:
+            hub.send_signal(signal.SIGTERM)
+            out, _ = hub.communicate(timeout=30)
+        hres = json.loads(out.strip().splitlines()[-1])
+        check("split: hub exit 0", hub.returncode == 0)
+        check("split: hub empty", hres["entries"] == 0 and hres["rejected"] == 0, hres)
+        check("split: hub applied what the workers published", hres["batches_applied"] == wres["batches"], (hres, wres))
     finally:
-        hub.send_signal(signal.SIGTERM)
-        out, _ = hub.communicate(timeout=30)
-    hres = json.loads(out.strip().splitlines()[-1])
-    check("split: hub exit 0", hub.returncode == 0)
-    check("split: hub empty", hres["entries"] == 0 and hres["rejected"] == 0, hres)
-    check("split: hub applied what the workers published", hres["batches_applied"] == wres["batches"], (hres, wres))
-finally:
-    broker.terminate()
-    broker.wait(timeout=30)
+        broker.stop()
 
 # 4. Usage errors: clear message, exit 2.
 bad = subprocess.run([demo, "--transport", "nats", "--nats", "nats://127.0.0.1:1", "--requests", "10"],

@@ -14,7 +14,6 @@ usage: test_hub_nats.py PATH/TO/kvbm-hub PATH/TO/nats-server
 """
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,42 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hub"))
 import hubtest  # noqa: E402
 from hubtest import Hub, batch, chain, check, finish  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class NatsServer:
-    def __init__(self, binary, tmp):
-        self.binary, self.tmp = binary, tmp
-        self.port = free_port()
-        self.start()
-
-    def start(self):
-        log = os.path.join(self.tmp, "server.log")
-        if os.path.exists(log):
-            os.remove(log)
-        self.proc = subprocess.Popen([self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
-                                      os.path.join(self.tmp, "js"), "-l", log])
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if os.path.exists(log) and "Server is ready" in open(log).read():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise RuntimeError("nats-server did not start")
-
-    @property
-    def url(self):
-        return f"nats://127.0.0.1:{self.port}"
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+from natstest import NatsServer  # noqa: E402
 
 
 class RawNats:
